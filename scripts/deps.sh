@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rebound needs to build and test, and only those
+# that are missing. Works unattended as root (as CI runs it); as another user
+# it uses sudo when it can, else prints the command to run. Says what it
+# installs.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ninja-build pkg-config git
+    libsqlite3-dev sqlite3       # the embedded store
+    libjansson-dev               # JSON: scenarios, results, events
+    libssl-dev                   # SHA-256 for the blob store (libcrypto)
+    libcurl4-openssl-dev         # HTTP clients (LLM, tools, S3)
+    libmicrohttpd-dev            # the world server
+    libcmocka-dev                # unit tests
+    libfaketime faketime         # clock skew
+    iproute2 procps              # network namespaces; ps for tests
+    clang-format                 # format-check
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    [[ $p == \#* ]] && continue
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "deps: all ${#packages[@]} packages present"
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo=(sudo -n)
+    else
+        echo "deps: not root and no password-less sudo; run as root:" >&2
+        echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq </dev/null
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+echo "deps: installed ${#missing[@]} package(s)"
