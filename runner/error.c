@@ -77,7 +77,9 @@ enum rb_err rb__fail_errno(struct rb_error *err, enum rb_err code, int e, const 
     err->cause_kind = "errno";
     n = strlen(err->message);
     if (n < sizeof(err->message))
-        snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(e));
+        snprintf(err->message + n, sizeof(err->message) - n, ": %s%s%s",
+                 code == RB_ENOSPC ? "disk full (" : "", strerror(e),
+                 code == RB_ENOSPC ? ")" : "");
     return code;
 }
 
