@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -631,6 +632,59 @@ static void test_step_inline_max_option(void **state)
     assert_false(log.r[0].inline_output);
     assert_int_equal(log.r[0].output.len, 20);
     assert_memory_equal(log.r[0].output.data, e.data, 20);
+    recs_release(&log);
+    rb_buf_release(&out);
+    rb_run_close(r);
+    rb_store_close(s);
+}
+
+/* A step function may run steps itself: the inner one commits first. */
+struct nested {
+    struct emit inner; /* the inner step's function */
+    int calls;         /* outer calls */
+};
+
+static enum rb_err fn_outer(void *arg, const struct rb_step_ctx *ctx, struct rb_buf *out,
+                            struct rb_error *err)
+{
+    struct nested *n = arg;
+    struct rb_buf in;
+    enum rb_err rc;
+
+    n->calls++;
+    rb_buf_init(&in);
+    rc = rb_step(ctx->run, "inner", NULL, fn_emit, &n->inner, &in, NULL, err);
+    if (rc == RB_OK)
+        rc = rb_buf_append(out, in.data, in.len);
+    if (rc == RB_OK)
+        rc = rb_buf_append(out, "!", 1);
+    rb_buf_release(&in);
+    return rc;
+}
+
+static void test_step_nested(void **state)
+{
+    struct fix *fx = *state;
+    struct nested n = {{"inner", 5, 0, 0}, 0};
+    struct rb_step_info info;
+    struct rb_buf out;
+    struct recs log;
+    struct rb_store *s = open_store(fx->store, NULL);
+    struct rb_run *r = open_run(s, "nested", 0);
+
+    rb_buf_init(&out);
+    assert_int_equal(rb_step(r, "outer", NULL, fn_outer, &n, &out, &info, NULL), RB_OK);
+    assert_string_equal((char *)out.data, "inner!");
+    assert_int_equal(info.seq, 2);
+    rb_run_close(r);
+    r = open_run(s, "nested", 0);
+    assert_int_equal(rb_step(r, "outer", NULL, fn_outer, &n, &out, &info, NULL), RB_OK);
+    assert_int_equal(n.calls, 1);
+    assert_int_equal(n.inner.calls, 1);
+    read_log(s, "nested", &log);
+    assert_int_equal(log.n, 2);
+    assert_string_equal(log.r[0].key, "inner");
+    assert_string_equal(log.r[1].key, "outer");
     recs_release(&log);
     rb_buf_release(&out);
     rb_run_close(r);
@@ -1543,6 +1597,98 @@ static void test_store_concurrent_first_open(void **state)
     }
 }
 
+/* Threads of one process, each with its own store handle (as the header
+ * says), writing the same large outputs at the same time. */
+#define N_THREADS 4
+#define THREAD_STEPS 25
+#define THREAD_OUT 65536
+
+struct thread_arg {
+    const char *store; /* store folder */
+    int id;            /* thread number */
+    int failures;      /* rb_step errors and wrong outputs */
+    char first_error[512];
+};
+
+/* Output THREAD_OUT bytes depending only on *arg (the step number). */
+static enum rb_err fn_numbered(void *arg, const struct rb_step_ctx *ctx,
+                               struct rb_buf *out, struct rb_error *err)
+{
+    unsigned char *b = malloc(THREAD_OUT);
+    enum rb_err rc;
+
+    (void)ctx;
+    (void)err;
+    if (!b)
+        return RB_ENOMEM;
+    memset(b, 'a' + *(int *)arg % 26, THREAD_OUT);
+    memcpy(b, arg, sizeof(int));
+    rc = rb_buf_append(out, b, THREAD_OUT);
+    free(b);
+    return rc;
+}
+
+static void *thread_steps(void *p)
+{
+    struct thread_arg *a = p;
+    struct rb_store *s = NULL;
+    struct rb_run *r = NULL;
+    struct rb_error err;
+    struct rb_buf out;
+    char id[32], key[32];
+    int i;
+
+    snprintf(id, sizeof(id), "thread %d", a->id);
+    if (rb_store_open(a->store, NULL, &s, &err) != RB_OK ||
+        rb_run_open(s, id, NULL, &r, &err) != RB_OK) {
+        a->failures++;
+        snprintf(a->first_error, sizeof(a->first_error), "%s", err.message);
+        rb_store_close(s);
+        return NULL;
+    }
+    rb_buf_init(&out);
+    for (i = 0; i < THREAD_STEPS; i++) {
+        snprintf(key, sizeof(key), "step %d", i);
+        if (rb_step(r, key, NULL, fn_numbered, &i, &out, NULL, &err) != RB_OK) {
+            if (!a->failures++)
+                snprintf(a->first_error, sizeof(a->first_error), "%s", err.message);
+        } else if (out.len != THREAD_OUT || memcmp(out.data, &i, sizeof(i)) != 0) {
+            if (!a->failures++)
+                snprintf(a->first_error, sizeof(a->first_error), "wrong output");
+        }
+    }
+    rb_buf_release(&out);
+    rb_run_close(r);
+    rb_store_close(s);
+    return NULL;
+}
+
+static void test_threads_same_blobs(void **state)
+{
+    struct fix *fx = *state;
+    struct thread_arg args[N_THREADS];
+    pthread_t t[N_THREADS];
+    struct rb_store *s = open_store(fx->store, NULL);
+    int i;
+
+    rb_store_close(s);
+    memset(args, 0, sizeof(args));
+    for (i = 0; i < N_THREADS; i++) {
+        args[i].store = fx->store;
+        args[i].id = i;
+        assert_int_equal(pthread_create(&t[i], NULL, thread_steps, &args[i]), 0);
+    }
+    for (i = 0; i < N_THREADS; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    for (i = 0; i < N_THREADS; i++)
+        if (args[i].failures)
+            fail_msg("thread %d: %d failed steps, first: %s", i, args[i].failures,
+                     args[i].first_error);
+    s = open_store(fx->store, NULL);
+    assert_int_equal(rb_store_check(s, NULL), RB_OK);
+    rb_store_close(s);
+}
+
 /* ---- attempts ------------------------------------------------------------------- */
 
 static void read_attempts(struct rb_store *s, const char *id, struct atts *l)
@@ -1873,6 +2019,8 @@ static void test_names(void **state)
         "unicode: caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x9a\x80",
         "../../etc/passwd",
         "semi;colon $(dollar) `tick`",
+        "nbsp\xc2\xa0"
+        "and \xc2\xbf",
     };
     static const struct {
         const char *name;
@@ -1883,6 +2031,10 @@ static void test_names(void **state)
         {"new\nline", "control character"},
         {"del\x7f", "control character"},
         {"esc\x1b[0m", "control character"},
+        {"c1 csi \xc2\x9b"
+         "31m",
+         "control character"},
+        {"next line \xc2\x85", "control character"},
         {"bad \xff byte", "UTF-8"},
         {"truncated \xe6\x97", "UTF-8"},
         {"overlong \xc0\xaf", "UTF-8"},
@@ -2226,7 +2378,7 @@ static void child_disk_full(const char *dir, int use_fsize)
     if (rc != RB_ENOSPC)
         fprintf(stderr, "blob step: %s: %s\n", rb_err_name(rc), err.message);
     CHILD_CHECK(rc == RB_ENOSPC);
-    CHILD_CHECK(err.code == RB_ENOSPC && err.message[0]);
+    CHILD_CHECK(err.code == RB_ENOSPC && strstr(err.message, "disk full") != NULL);
     CHILD_CHECK(ehuge.calls == 1);
     CHILD_CHECK(out.len == 9 && memcmp(out.data, "untouched", 9) == 0);
     CHILD_CHECK(info.seq == -1);
@@ -2724,13 +2876,25 @@ static void test_file_modes(void **state)
 static void test_events(void **state)
 {
     struct fix *fx = *state;
-    static const char *const want[] = {"run.open", "step.start", "step.commit",
-                                       "step.replay", "run.close"};
+    static const struct {
+        const char *kind, *step, *source; /* NULL: absent */
+        int seq;                          /* 0: absent */
+    } want[] = {
+        {"run.open", NULL, NULL, 0},      {"step.start", "s1", NULL, 0},
+        {"step.commit", "s1", "exec", 1}, {"step.replay", "s1", "log", 1},
+        {"step.start", "bad", NULL, 0},   {"step.fail", "bad", NULL, 0},
+        {"step.start", "c1", NULL, 0},    {"step.commit", "c1", "exec", 2},
+        {"step.cached", "c2", NULL, 0},   {"step.commit", "c2", "cache", 3},
+        {"run.park", NULL, NULL, 0},      {"run.close", NULL, NULL, 0},
+    };
+    enum { N_WANT = sizeof(want) / sizeof(want[0]) };
     struct emit e = {"v", 1, 0, 0};
+    struct flaky fl = {0};
+    struct rb_step_opts o = cached("llm", "same", "v");
     struct rb_run_opts ro = {0};
     struct rb_buf out, ev;
-    char buf[4096], kinds[8][32];
-    int p[2], lines = 0, i;
+    char buf[4096];
+    int p[2], lines = 0;
     ssize_t n;
     struct rb_store *s = open_store(fx->store, NULL);
     struct rb_run *r = NULL;
@@ -2738,6 +2902,8 @@ static void test_events(void **state)
     json_error_t jerr;
     char *line, *save = NULL;
 
+    fl.fail_times = 1;
+    fl.message = "no";
     assert_int_equal(pipe(p), 0);
     ro.event_fd = p[1];
     assert_int_equal(rb_run_open(s, "ev \"run\"", &ro, &r, NULL), RB_OK);
@@ -2745,6 +2911,10 @@ static void test_events(void **state)
     assert_int_equal(rb_step(r, "s\n1", NULL, fn_emit, &e, &out, NULL, NULL), RB_ENAME);
     assert_int_equal(rb_step(r, "s1", NULL, fn_emit, &e, &out, NULL, NULL), RB_OK);
     assert_int_equal(rb_step(r, "s1", NULL, fn_emit, &e, &out, NULL, NULL), RB_OK);
+    assert_int_equal(rb_step(r, "bad", NULL, fn_flaky, &fl, &out, NULL, NULL), RB_ESTEP);
+    assert_int_equal(rb_step(r, "c1", &o, fn_emit, &e, &out, NULL, NULL), RB_OK);
+    assert_int_equal(rb_step(r, "c2", &o, fn_emit, &e, &out, NULL, NULL), RB_OK);
+    assert_int_equal(rb_run_park(r, "why", NULL, NULL), RB_OK);
     rb_run_close(r);
     close(p[1]);
     rb_buf_init(&ev);
@@ -2752,20 +2922,40 @@ static void test_events(void **state)
         rb_buf_append(&ev, buf, (size_t)n);
     close(p[0]);
     assert_non_null(ev.data);
-    for (line = strtok_r((char *)ev.data, "\n", &save); line && lines < 8;
-         line = strtok_r(NULL, "\n", &save)) {
+    for (line = strtok_r((char *)ev.data, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save), lines++) {
+        json_t *step, *source, *seq;
+
         j = json_loads(line, 0, &jerr);
         if (!j)
             fail_msg("event is not JSON: %s", line);
+        if (lines >= N_WANT)
+            fail_msg("unexpected event %s", line);
+        assert_string_equal(json_string_value(json_object_get(j, "kind")),
+                            want[lines].kind);
         assert_string_equal(json_string_value(json_object_get(j, "run")), "ev \"run\"");
         assert_true(json_integer_value(json_object_get(j, "t")) > 0);
-        snprintf(kinds[lines++], sizeof(kinds[0]), "%s",
-                 json_string_value(json_object_get(j, "kind")));
+        assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 1);
+        assert_int_equal(json_integer_value(json_object_get(j, "pid")), getpid());
+        step = json_object_get(j, "step");
+        source = json_object_get(j, "source");
+        seq = json_object_get(j, "seq");
+        if (want[lines].step)
+            assert_string_equal(json_string_value(step), want[lines].step);
+        else
+            assert_null(step);
+        if (want[lines].source)
+            assert_string_equal(json_string_value(source), want[lines].source);
+        else
+            assert_null(source);
+        if (want[lines].seq)
+            assert_int_equal(json_integer_value(seq), want[lines].seq);
+        else
+            assert_null(seq);
         json_decref(j);
     }
-    assert_int_equal(lines, 5);
-    for (i = 0; i < 5; i++)
-        assert_string_equal(kinds[i], want[i]);
+    assert_int_equal(lines, N_WANT);
+    flaky_release(&fl);
     rb_buf_release(&ev);
     rb_buf_release(&out);
     rb_store_close(s);
@@ -2793,6 +2983,7 @@ int main(void)
         T(test_step_info_and_opts_optional),
         T(test_step_large_output_blob),
         T(test_step_inline_max_option),
+        T(test_step_nested),
         T(test_step_failure_then_retry),
         T(test_step_failure_without_message),
         T(test_cache_across_runs),
@@ -2805,6 +2996,7 @@ int main(void)
         T(test_cache_owner_killed),
         T(test_cache_owner_zombie),
         T(test_store_concurrent_first_open),
+        T(test_threads_same_blobs),
         T(test_attempts),
         T(test_attempts_failure_kinds),
         T(test_attempts_join_explicit),
