@@ -7,7 +7,8 @@
 #   4  unreadable store (run as an unprivileged user), a store path that is a
 #      regular file; a missing store is created (0)
 #   5  a store of a newer schema, left byte for byte unchanged
-#   6  a corrupt database (garbage header, garbage pages), a foreign SQLite file
+#   6  a corrupt database (garbage header, garbage pages), a damaged or missing
+#      blob, a foreign SQLite file
 #   7  a full disk (a small tmpfs): a large output, no space at all, and a sweep
 #      of nearly-full levels; after freeing space the store is whole and new
 #      steps commit. Skipped, saying so, when a tmpfs cannot be mounted.
@@ -122,6 +123,20 @@ expect_exit 6 "store '$tmp/bad-pages/rebound.db' is corrupt" \
     rb step --store "$tmp/bad-pages" --run base --name x -- echo x
 expect_exit 6 "is corrupt" rb log --store "$tmp/bad-pages" base
 expect_exit 6 "is corrupt" rb check --store "$tmp/bad-pages"
+
+# A blob whose content no longer matches its name, then a missing blob.
+cp -a "$store" "$tmp/bad-blob"
+hash=$(rb log --store "$store" --json base | jq -r '.steps[] | select(.step == "blob") |
+    .output_hash')
+blob=$tmp/bad-blob/blobs/${hash:0:2}/${hash:2}
+[ -f "$blob" ] || fail "the output of step 'blob' is not in the blob store at $blob"
+echo "not the output" > "$blob"
+expect_exit 6 "blob '.*${hash:2}' is damaged" \
+    rb step --store "$tmp/bad-blob" --run base --name blob -- cat "$tmp/blob.txt"
+expect_exit 6 "is damaged" rb log --store "$tmp/bad-blob" --json base
+rm "$blob"
+expect_exit 6 "step 'blob' of run 'base' refers to blob $hash, which is missing" \
+    rb check --store "$tmp/bad-blob"
 
 mkdir -m 0700 "$tmp/foreign"
 sqlite3 "$tmp/foreign/rebound.db" 'CREATE TABLE notes(x); INSERT INTO notes VALUES (1)'
