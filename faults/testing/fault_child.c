@@ -94,7 +94,7 @@ static enum rb_err step_fn(void *arg, const struct rb_step_ctx *ctx, struct rb_b
     (void)err;
     note("exec %s attempt=%d", ctx->key, ctx->attempt);
     if (ctx->attempt == 1 && getenv("SLOW_STEP") &&
-        strcmp(ctx->key + 1, getenv("SLOW_STEP")) == 0)
+        atoi(ctx->key + 1) == atoi(getenv("SLOW_STEP")))
         ms = env_long("SLOW_MS", 5000);
     real_sleep_ms(ms);
     snprintf(buf, sizeof(buf), "\"%s\"", ctx->key);
