@@ -2961,6 +2961,55 @@ static void test_events(void **state)
     rb_store_close(s);
 }
 
+/* An observer going away must not stop the agent: events to a pipe nobody
+ * reads any more are dropped, without SIGPIPE killing the process. */
+static void child_events_to_closed_pipe(const char *store_dir)
+{
+    struct emit e = {"v", 1, 0, 0};
+    struct rb_run_opts ro = {0};
+    struct rb_store *s = NULL;
+    struct rb_run *r = NULL;
+    struct rb_buf out;
+    int p[2];
+
+    alarm(60);
+    signal(SIGPIPE, SIG_DFL);
+    CHILD_CHECK(pipe(p) == 0);
+    close(p[0]);
+    ro.event_fd = p[1];
+    CHILD_CHECK(rb_store_open(store_dir, NULL, &s, NULL) == RB_OK);
+    CHILD_CHECK(rb_run_open(s, "observed", &ro, &r, NULL) == RB_OK);
+    rb_buf_init(&out);
+    CHILD_CHECK(rb_step(r, "k", NULL, fn_emit, &e, &out, NULL, NULL) == RB_OK);
+    rb_buf_release(&out);
+    rb_run_close(r);
+    rb_store_close(s);
+    _exit(0);
+}
+
+static void test_events_observer_gone(void **state)
+{
+    struct fix *fx = *state;
+    struct recs log;
+    struct rb_store *s;
+    pid_t pid = fork();
+    int status;
+
+    assert_true(pid >= 0);
+    if (pid == 0)
+        child_events_to_closed_pipe(fx->store);
+    status = reap(pid, 60000);
+    assert_true(status != -1);
+    if (WIFSIGNALED(status))
+        fail_msg("the agent was killed by signal %d", WTERMSIG(status));
+    assert_exit0(status);
+    s = open_store(fx->store, NULL);
+    read_log(s, "observed", &log);
+    assert_int_equal(log.n, 1);
+    recs_release(&log);
+    rb_store_close(s);
+}
+
 /* ---- error names
  * ----------------------------------------------------------------------------- */
 
@@ -3020,6 +3069,7 @@ int main(void)
         T(test_no_replay),
         T(test_file_modes),
         T(test_events),
+        T(test_events_observer_gone),
         cmocka_unit_test(test_error_names),
     };
 
