@@ -10,6 +10,7 @@
 #include "faults/faults.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -337,6 +338,28 @@ static inline void fc_case_release(struct fc_case *c)
     fc_events_release(&c->ev);
     free(c->text);
     c->text = NULL;
+}
+
+static inline int fc_rm_cb(const char *path, const struct stat *st, int flag,
+                           struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Ends the test: removes the scratch folder when all checks passed, else
+ * keeps it and says where. Returns the exit status. */
+static inline int fc_finish(const char *what)
+{
+    if (fc_failures) {
+        fprintf(stderr, "%d checks failed; files in %s\n", fc_failures, fc_tmp);
+        return 1;
+    }
+    nftw(fc_tmp, fc_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    printf("ok: %s\n", what);
+    return 0;
 }
 
 #endif /* REBOUND_TESTS_FAULTS_COMMON_H */
