@@ -1051,6 +1051,21 @@ static void child_check(int ok, const char *what, int line)
 
 #define CHILD_CHECK(c) child_check((c) != 0, #c, __LINE__)
 
+/* Ends a child that passed its checks: exit(), not _exit(), so that under
+ * the sanitizers the leak check runs in the child as well. */
+static void child_done(int code)
+{
+    exit(code);
+}
+
+/* fork(), with stdio flushed first so the child does not repeat the
+ * parent's buffered output. */
+static pid_t fork_child(void)
+{
+    fflush(NULL);
+    return fork();
+}
+
 /* Waits for pid up to timeout_ms; kills it if still running. Returns the wait
  * status, or -1 when it had to be killed. */
 static int reap(pid_t pid, int timeout_ms)
@@ -1152,7 +1167,7 @@ static void child_cached_step(const char *store_dir, const char *run_id, int bar
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(10 + (int)info.source);
+    child_done(10 + (int)info.source);
 }
 
 #define N_FLIGHT 4
@@ -1172,7 +1187,7 @@ static void test_cache_single_flight_processes(void **state)
     for (i = 0; i < N_FLIGHT; i++) {
         pathf(outp[i], sizeof(outp[i]), "%s/out.%d", fx->root, i);
         snprintf(run_id, sizeof(run_id), "worker %d", i);
-        pids[i] = fork();
+        pids[i] = fork_child();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             close(barrier[1]);
@@ -1231,7 +1246,7 @@ static void child_joined_step(const char *store_dir, int barrier, const char *li
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(0);
+    child_done(0);
 }
 
 static void test_cache_single_flight_same_run(void **state)
@@ -1247,7 +1262,7 @@ static void test_cache_single_flight_same_run(void **state)
     path_join(lines, sizeof(lines), fx->root, "executions");
     assert_int_equal(pipe(barrier), 0);
     for (i = 0; i < N_FLIGHT; i++) {
-        pids[i] = fork();
+        pids[i] = fork_child();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             close(barrier[1]);
@@ -1322,7 +1337,7 @@ static void child_raced_step(const char *store_dir, int barrier, const char *lin
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(10 + (int)info.source);
+    child_done(10 + (int)info.source);
 }
 
 /* Without the cache, processes racing on the same step of the same run may
@@ -1343,7 +1358,7 @@ static void test_step_race_same_run(void **state)
     assert_int_equal(pipe(barrier), 0);
     for (i = 0; i < N_FLIGHT; i++) {
         pathf(outp[i], sizeof(outp[i]), "%s/out.%d", fx->root, i);
-        pids[i] = fork();
+        pids[i] = fork_child();
         assert_true(pids[i] >= 0);
         if (pids[i] == 0) {
             close(barrier[1]);
@@ -1405,7 +1420,7 @@ static pid_t start_owner(struct fix *fx, const char *lines)
     char c;
 
     assert_int_equal(pipe(p), 0);
-    pid = fork();
+    pid = fork_child();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(p[0]);
@@ -1554,7 +1569,7 @@ static void child_first_open(const char *store_dir, int barrier, int i)
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(0);
+    child_done(0);
 }
 
 /* The race is short: a few rounds, each on a new store folder. */
@@ -1573,7 +1588,7 @@ static void test_store_concurrent_first_open(void **state)
         pathf(dir, sizeof(dir), "%s/store%d", fx->root, round);
         assert_int_equal(pipe(barrier), 0);
         for (i = 0; i < N_FLIGHT; i++) {
-            pids[i] = fork();
+            pids[i] = fork_child();
             assert_true(pids[i] >= 0);
             if (pids[i] == 0) {
                 close(barrier[1]);
@@ -2422,7 +2437,7 @@ static void child_disk_full(const char *dir, int use_fsize)
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(0);
+    child_done(0);
 }
 
 /* Child: a private mount namespace with a 1 MiB tmpfs. Exits 77 when that is
@@ -2445,7 +2460,7 @@ static void test_disk_full(void **state)
 
     path_join(mnt, sizeof(mnt), fx->root, "small");
     assert_int_equal(mkdir(mnt, 0700), 0);
-    pid = fork();
+    pid = fork_child();
     assert_true(pid >= 0);
     if (pid == 0)
         child_tmpfs(mnt);
@@ -2457,7 +2472,7 @@ static void test_disk_full(void **state)
         assert_exit0(status);
 
     /* RLIMIT_FSIZE: a per-file limit, the other way a write fails for size. */
-    pid = fork();
+    pid = fork_child();
     assert_true(pid >= 0);
     if (pid == 0)
         child_disk_full(fx->root, 1);
@@ -2984,7 +2999,7 @@ static void child_events_to_closed_pipe(const char *store_dir)
     rb_buf_release(&out);
     rb_run_close(r);
     rb_store_close(s);
-    _exit(0);
+    child_done(0);
 }
 
 static void test_events_observer_gone(void **state)
@@ -2992,7 +3007,7 @@ static void test_events_observer_gone(void **state)
     struct fix *fx = *state;
     struct recs log;
     struct rb_store *s;
-    pid_t pid = fork();
+    pid_t pid = fork_child();
     int status;
 
     assert_true(pid >= 0);
