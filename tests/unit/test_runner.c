@@ -2162,8 +2162,11 @@ static void expect_refused(const char *dir, enum rb_err code, const char *says)
     struct rb_store *s = NULL;
     struct rb_error err;
     enum rb_err rc;
+    int had_blobs;
 
     path_join(db, sizeof(db), dir, "rebound.db");
+    pathf(side, sizeof(side), "%s/blobs", dir);
+    had_blobs = access(side, F_OK) == 0; /* nothing is created either */
     rb_buf_init(&before);
     rb_buf_init(&after);
     assert_int_equal(slurp(db, &before), 0);
@@ -2183,6 +2186,10 @@ static void expect_refused(const char *dir, enum rb_err code, const char *says)
     assert_int_equal(access(side, F_OK), -1);
     pathf(side, sizeof(side), "%s-journal", db);
     assert_int_equal(access(side, F_OK), -1);
+    pathf(side, sizeof(side), "%s-shm", db);
+    assert_int_equal(access(side, F_OK), -1);
+    pathf(side, sizeof(side), "%s/blobs", dir);
+    assert_int_equal(access(side, F_OK) == 0, had_blobs);
     rb_buf_release(&before);
     rb_buf_release(&after);
 }
