@@ -307,6 +307,11 @@ static inline void fc_run(struct fc_case *c)
     env[n++] = run_env;
     for (i = 0; i < 8 && c->env[i]; i++)
         env[n++] = c->env[i];
+#ifdef __SANITIZE_ADDRESS__
+    /* libfaketime comes first in the sanitized child's library list. */
+    if (c->clock)
+        env[n++] = "ASAN_OPTIONS=verify_asan_link_order=0";
+#endif
     env[n] = NULL;
     o.argv = argv;
     o.env = env;
