@@ -55,7 +55,11 @@ export AGENT_TRACE=$tmp/faulted.trace REBOUND_RUN=faulted
 SLOW_STEP=$(printf 'step-%03d' "$kill_at") setsid "$agent" "$steps" \
     > "$tmp/faulted-1.out" 2> "$tmp/faulted-1.err" &
 agent_pid=$!
-pgid=$(ps -o pgid= -p "$agent_pid" | tr -d ' ')
+for ((t = 0; t < 100; t++)); do # bounded: 10 s for setsid to take effect
+    pgid=$(ps -o pgid= -p "$agent_pid" | tr -d ' ')
+    [ "$pgid" = "$agent_pid" ] && break
+    sleep 0.1
+done
 [ "$pgid" = "$agent_pid" ] ||
     fail "the agent (pid $agent_pid) is not leading its own process group (pgid '$pgid')"
 for ((t = 0; t < 1200; t++)); do # bounded: 120 s
