@@ -51,5 +51,6 @@ int cmd_lineage(int argc, char **argv);
 int cmd_escalations(int argc, char **argv);
 int cmd_park(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_world(int argc, char **argv);
 
 #endif

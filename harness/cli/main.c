@@ -25,6 +25,7 @@ static const char usage[] =
     "  escalations  list runs parked for a human; 'escalations resolve RUN' resumes one\n"
     "  park         park a run for a human, with a reason and context\n"
     "  check        check a store's integrity\n"
+    "  world        run the world: a simulated LLM and tools on 127.0.0.1, with faults\n"
     "\n"
     "Run 'rebound <command> --help' for a command's options.\n"
     "\n"
@@ -133,6 +134,7 @@ static const struct {
     {"escalations", cmd_escalations},
     {"park", cmd_park},
     {"check", cmd_check},
+    {"world", cmd_world},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,296 @@
+/*
+ * det.c - the world's small shared pieces: errors, the monotonic clock,
+ * canonical JSON and its hash, the seeded generator that makes answers a pure
+ * function of (seed, request), the word list answers are made of, the
+ * OpenAI error body, replies, and a string map.
+ */
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum rb_err rb__world_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return code;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int64_t rb__world_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
+{
+    char small[256];
+    char *big = NULL;
+    va_list ap;
+    int n;
+    enum rb_err rc;
+
+    va_start(ap, fmt);
+    n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return RB_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return rb_buf_append(buf, small, (size_t)n);
+    big = malloc((size_t)n + 1);
+    if (!big)
+        return RB_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    rc = rb_buf_append(buf, big, (size_t)n);
+    free(big);
+    return rc;
+}
+
+void rb__world_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+
+    if (size == 0)
+        return;
+    if (n >= size)
+        n = size - 1;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+char *rb__world_canonical(const json_t *j)
+{
+    return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+enum rb_err rb__world_hash_json(const json_t *j, char hex[RB_HASH_HEX_LEN + 1])
+{
+    char *s = rb__world_canonical(j);
+
+    if (!s)
+        return RB_ENOMEM;
+    rb_hash_hex(s, strlen(s), hex);
+    free(s);
+    return RB_OK;
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rb__world_rng_seed(struct rb__world_rng *r, const char *hex, uint64_t salt)
+{
+    uint64_t v = 0;
+    int i;
+
+    for (i = 0; i < 16 && hex[i]; i++) {
+        char c = hex[i];
+        v = v << 4 | (uint64_t)(c <= '9' ? c - '0' : c - 'a' + 10);
+    }
+    r->state = mix64(v ^ mix64(salt + 0x9e3779b97f4a7c15ULL));
+}
+
+uint64_t rb__world_rng_next(struct rb__world_rng *r)
+{
+    r->state += 0x9e3779b97f4a7c15ULL;
+    return mix64(r->state);
+}
+
+uint64_t rb__world_rng_below(struct rb__world_rng *r, uint64_t n)
+{
+    return rb__world_rng_next(r) % n;
+}
+
+static const char *const words[] = {
+    "the",     "agent",   "found",   "three",   "sources", "that",    "agree",  "on",
+    "a",       "stable",  "answer",  "while",   "one",     "record",  "shows",  "drift",
+    "in",      "its",     "summary", "after",   "review",  "we",      "keep",   "context",
+    "of",      "each",    "step",    "and",     "retry",   "only",    "what",   "failed",
+    "ledger",  "river",   "copper",  "harbor",  "signal",  "lantern", "orbit",  "meadow",
+    "quartz",  "summit",  "thread",  "beacon",  "canyon",  "delta",   "ember",  "falcon",
+    "glacier", "horizon", "island",  "juniper", "kernel",  "lattice", "mosaic", "nectar",
+    "outpost", "prairie", "quiver",  "relay",   "saddle",  "timber",  "upland", "vertex",
+    "willow",  "yonder",  "zephyr",  "report",  "budget",  "latency",
+};
+
+enum rb_err rb__world_words(struct rb__world_rng *r, int n, struct rb_buf *out)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *wd = words[rb__world_rng_below(r, sizeof(words) / sizeof(words[0]))];
+        if (i && rb_buf_append(out, " ", 1) != RB_OK)
+            return RB_ENOMEM;
+        if (rb_buf_append(out, wd, strlen(wd)) != RB_OK)
+            return RB_ENOMEM;
+    }
+    return RB_OK;
+}
+
+json_t *rb__world_error_json(const char *message, const char *type, const char *param,
+                             const char *code)
+{
+    return json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type",
+                     type, "param", param, "code", code);
+}
+
+void rb__world_reply_init(struct rb__world_reply *rep)
+{
+    memset(rep, 0, sizeof(*rep));
+    rb_buf_init(&rep->body);
+    rep->content_type = "application/json";
+    rep->retry_after_s = -1;
+}
+
+void rb__world_reply_release(struct rb__world_reply *rep)
+{
+    rb_buf_release(&rep->body);
+}
+
+enum rb_err rb__world_reply_json(struct rb__world_reply *rep, int status, const json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    enum rb_err rc;
+
+    if (!s)
+        return RB_ENOMEM;
+    rep->body.len = 0;
+    rc = rb_buf_append(&rep->body, s, strlen(s));
+    free(s);
+    if (rc == RB_OK && rb_buf_append(&rep->body, "\n", 1) != RB_OK)
+        rc = RB_ENOMEM;
+    if (rc != RB_OK)
+        return rc;
+    rep->status = status;
+    rep->content_type = "application/json";
+    rep->sse = 0;
+    return RB_OK;
+}
+
+enum rb_err rb__world_reply_error(struct rb__world_reply *rep, int status,
+                                  const char *message, const char *type,
+                                  const char *param, const char *code)
+{
+    json_t *j = rb__world_error_json(message, type, param, code);
+    enum rb_err rc;
+
+    if (!j)
+        return RB_ENOMEM;
+    rc = rb__world_reply_json(rep, status, j);
+    json_decref(j);
+    return rc;
+}
+
+/* ---- string map ---------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+
+    while (*s) {
+        h ^= (unsigned char)*s++;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+void rb__world_map_init(struct rb__world_map *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void rb__world_map_release(struct rb__world_map *m)
+{
+    size_t i;
+
+    for (i = 0; i < m->cap; i++)
+        free(m->keys[i]);
+    free(m->keys);
+    free(m->vals);
+    rb__world_map_init(m);
+}
+
+static size_t find_slot(char **keys, size_t cap, const char *key)
+{
+    size_t i = (size_t)hash_str(key) & (cap - 1);
+
+    while (keys[i] && strcmp(keys[i], key) != 0)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+int rb__world_map_get(const struct rb__world_map *m, const char *key, size_t *val)
+{
+    size_t i;
+
+    if (!m->cap)
+        return 0;
+    i = find_slot(m->keys, m->cap, key);
+    if (!m->keys[i])
+        return 0;
+    *val = m->vals[i];
+    return 1;
+}
+
+static enum rb_err grow(struct rb__world_map *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 64, i;
+    char **keys = calloc(cap, sizeof(*keys));
+    size_t *vals = calloc(cap, sizeof(*vals));
+
+    if (!keys || !vals) {
+        free(keys);
+        free(vals);
+        return RB_ENOMEM;
+    }
+    for (i = 0; i < m->cap; i++) {
+        if (m->keys[i]) {
+            size_t j = find_slot(keys, cap, m->keys[i]);
+            keys[j] = m->keys[i];
+            vals[j] = m->vals[i];
+        }
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    return RB_OK;
+}
+
+enum rb_err rb__world_map_put(struct rb__world_map *m, const char *key, size_t val)
+{
+    size_t i;
+    char *copy;
+
+    if ((m->len + 1) * 2 > m->cap && grow(m) != RB_OK)
+        return RB_ENOMEM;
+    i = find_slot(m->keys, m->cap, key);
+    if (m->keys[i]) {
+        m->vals[i] = val;
+        return RB_OK;
+    }
+    copy = strdup(key);
+    if (!copy)
+        return RB_ENOMEM;
+    m->keys[i] = copy;
+    m->vals[i] = val;
+    m->len++;
+    return RB_OK;
+}
