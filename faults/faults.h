@@ -52,6 +52,8 @@ enum rb_trigger_when {
     RB_TRIGGER_STEP_DURING, /* delay_ms after step.start of step N */
     RB_TRIGGER_STEP_COMMIT, /* on step.commit of step N */
     RB_TRIGGER_TIME,        /* delay_ms after the agent's first start */
+    RB_TRIGGER_EXTERNAL,    /* when rb_sup_fire() names it (e.g. the world saw
+                               the K-th LLM request) */
 };
 
 /*
@@ -264,6 +266,17 @@ enum rb_err rb_sup_add_fault(struct rb_sup *sup, const struct rb_fault_spec *spe
  */
 enum rb_err rb_sup_run(struct rb_sup *sup, struct rb_sup_result *out,
                        struct rb_error *err);
+
+/*
+ * Fires armed fault number `index` (0-based, in the order added) now, for
+ * triggers the supervisor cannot see itself (RB_TRIGGER_EXTERNAL; a fault of
+ * another trigger that has not fired yet is fired too). Safe from any thread
+ * and from a signal handler while rb_sup_run() runs: it only writes to a
+ * pipe the supervision loop watches, which injects the fault into the
+ * running attempt and measures the latency from this call. Returns RB_OK, or
+ * RB_EINVAL for an index out of range, RB_EIO when the pipe is full.
+ */
+enum rb_err rb_sup_fire(struct rb_sup *sup, size_t index);
 
 /* The process group of the current or last attempt (0 before the first). */
 pid_t rb_sup_pgid(const struct rb_sup *sup);

@@ -99,6 +99,9 @@ struct rb_sup {
     int64_t next_sample_ns;     /* watchdog */
     int64_t peak_rss;           /* largest sample in this attempt */
 
+    /* rb_sup_fire(): requests from any thread, read by the loop */
+    int fire_rd, fire_wr; /* non-blocking pipe, -1 when none */
+
     /* keeper process and signals */
     pid_t keeper_pid; /* 0 when none */
     int keeper_fd;    /* write end of its pipe, -1 when none */

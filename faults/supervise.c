@@ -61,6 +61,7 @@ enum rb_err rb_sup_new(const struct rb_sup_opts *opts, struct rb_sup **out,
                        struct rb_error *err)
 {
     struct rb_sup *sup;
+    int fire[2];
     size_t i;
 
     if (!opts || !opts->argv || !opts->argv[0] || !opts->argv[0][0])
@@ -79,6 +80,7 @@ enum rb_err rb_sup_new(const struct rb_sup_opts *opts, struct rb_sup **out,
     if (!sup)
         return rb__fx_fail(err, RB_ENOMEM, "out of memory");
     sup->pidfd = sup->evfd = sup->keeper_fd = sup->sigfd = -1;
+    sup->fire_rd = sup->fire_wr = -1;
     sup->argv = copy_strv(opts->argv);
     sup->env = copy_strv(opts->env);
     sup->cwd = opts->cwd ? strdup(opts->cwd) : NULL;
@@ -86,6 +88,13 @@ enum rb_err rb_sup_new(const struct rb_sup_opts *opts, struct rb_sup **out,
         rb_sup_free(sup);
         return rb__fx_fail(err, RB_ENOMEM, "out of memory");
     }
+    if (pipe2(fire, O_CLOEXEC | O_NONBLOCK) != 0) {
+        int e = errno;
+        rb_sup_free(sup);
+        return rb__fx_fail_errno(err, RB_EIO, e, "cannot make the supervisor's pipe");
+    }
+    sup->fire_rd = fire[0];
+    sup->fire_wr = fire[1];
     sup->restart = opts->restart;
     if (sup->restart.max_attempts == 0)
         sup->restart.max_attempts = 1;
@@ -113,7 +122,7 @@ enum rb_err rb_sup_add_fault(struct rb_sup *sup, const struct rb_fault_spec *spe
         return rb__fx_fail(err, RB_EINVAL, "fault form '%d' is unknown", (int)spec->form);
     if (spec->form == RB_FAULT_CLOCK_JUMP && !sup->clock)
         return rb__fx_fail(err, RB_EINVAL, "fault 'clock-jump' needs a skewed clock");
-    if ((int)t->when < RB_TRIGGER_NONE || t->when > RB_TRIGGER_TIME)
+    if ((int)t->when < RB_TRIGGER_NONE || t->when > RB_TRIGGER_EXTERNAL)
         return rb__fx_fail(err, RB_EINVAL, "trigger '%d' is unknown", (int)t->when);
     if (t->when >= RB_TRIGGER_STEP_START && t->when <= RB_TRIGGER_STEP_COMMIT &&
         !t->step_key && t->step < 1)
@@ -145,6 +154,43 @@ enum rb_err rb_sup_add_fault(struct rb_sup *sup, const struct rb_fault_spec *spe
     f->state = t->when == RB_TRIGGER_NONE ? RB__DONE : RB__ARMED;
     sup->n_faults++;
     return RB_OK;
+}
+
+/* A request from rb_sup_fire(): one write, so it arrives whole. */
+struct fire_msg {
+    uint64_t index; /* the fault */
+    int64_t t_ns;   /* when asked: the trigger time */
+};
+
+enum rb_err rb_sup_fire(struct rb_sup *sup, size_t index)
+{
+    struct fire_msg m;
+    ssize_t n;
+
+    if (index >= sup->n_faults)
+        return RB_EINVAL;
+    m.index = index;
+    m.t_ns = rb__fx_now_ns();
+    do
+        n = write(sup->fire_wr, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(m) ? RB_OK : RB_EIO;
+}
+
+/* Fires what rb_sup_fire() asked for. */
+static void read_fire_requests(struct rb_sup *sup)
+{
+    struct fire_msg m;
+
+    while (read(sup->fire_rd, &m, sizeof(m)) == (ssize_t)sizeof(m)) {
+        struct rb__fault *f;
+
+        if (m.index >= sup->n_faults)
+            continue;
+        f = &sup->faults[m.index];
+        if (f->state == RB__ARMED || f->state == RB__PENDING)
+            rb__fault_fire(sup, f, m.t_ns);
+    }
 }
 
 pid_t rb_sup_pgid(const struct rb_sup *sup)
@@ -627,7 +673,7 @@ static void watch_attempt(struct rb_sup *sup, struct rb_sup_result *res, int64_t
     int exit_code = 0, sig = 0, killed = 0;
 
     for (;;) {
-        struct pollfd p[3];
+        struct pollfd p[4];
         int64_t now = rb__fx_now_ns(), next;
         int timeout, np = 0, i, r;
         size_t k;
@@ -654,6 +700,10 @@ static void watch_attempt(struct rb_sup *sup, struct rb_sup_result *res, int64_t
             p[np].fd = sup->sigfd;
             p[np++].events = POLLIN;
         }
+        if (!killed) {
+            p[np].fd = sup->fire_rd;
+            p[np++].events = POLLIN;
+        }
         if (sup->pidfd < 0)
             timeout = timeout < 0 || timeout > 10 ? 10 : timeout; /* no pidfd: poll */
         if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR)
@@ -668,6 +718,8 @@ static void watch_attempt(struct rb_sup *sup, struct rb_sup_result *res, int64_t
                     killed = 1;
                     kill(-sup->pgid, SIGKILL);
                 }
+            } else if (p[i].fd == sup->fire_rd) {
+                read_fire_requests(sup);
             } else if (p[i].fd == sup->evfd) {
                 if (!read_events(sup, !killed && !res->interrupted)) {
                     close(sup->evfd);
@@ -816,6 +868,10 @@ void rb_sup_free(struct rb_sup *sup)
         close(sup->pidfd);
     if (sup->evfd >= 0)
         close(sup->evfd);
+    if (sup->fire_rd >= 0)
+        close(sup->fire_rd);
+    if (sup->fire_wr >= 0)
+        close(sup->fire_wr);
     rb__keeper_stop(sup);
     for (i = 0; i < sup->n_faults; i++)
         free(sup->faults[i].step_key);

@@ -83,6 +83,9 @@ void rb_trigger_describe(const struct rb_trigger *t, char *buf, size_t size)
     case RB_TRIGGER_TIME:
         snprintf(buf, size, "time %lldms", (long long)t->delay_ms);
         break;
+    case RB_TRIGGER_EXTERNAL:
+        snprintf(buf, size, "external");
+        break;
     default:
         snprintf(buf, size, "never");
         break;

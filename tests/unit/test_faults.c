@@ -429,6 +429,50 @@ static void sup_interrupted_by_sigterm(void **state)
     group_gone(pgid);
 }
 
+/* An external trigger: the callback (as a world server's thread would) asks
+ * for the fault when it sees the agent start. */
+static struct rb_sup *fire_sup;
+
+static void fire_on_start(void *arg, const struct rb_fault_event *ev)
+{
+    int *fired = arg;
+
+    if (strcmp(ev->kind, "proc.start") == 0 && !*fired) {
+        assert_int_equal(rb_sup_fire(fire_sup, 0), RB_OK);
+        *fired = 1;
+    }
+}
+
+static void sup_fires_external_trigger(void **state)
+{
+    const char *argv[] = {"sh", "-c", "sleep 30 & sleep 30", NULL};
+    struct rb_sup_opts o = {.argv = argv, .timeout_ms = 30000, .on_event = fire_on_start};
+    struct rb_fault_spec f = {.form = RB_FAULT_SIGKILL,
+                              .trigger = {.when = RB_TRIGGER_EXTERNAL}};
+    struct rb_sup_result res;
+    struct rb_error err;
+    int fired = 0;
+    pid_t pgid;
+
+    (void)state;
+    o.event_arg = &fired;
+    assert_int_equal(rb_sup_new(&o, &fire_sup, &err), RB_OK);
+    assert_int_equal(rb_sup_add_fault(fire_sup, &f, &err), RB_OK);
+    assert_int_equal(rb_sup_fire(fire_sup, 1), RB_EINVAL); /* no such fault */
+    assert_int_equal(rb_sup_run(fire_sup, &res, &err), RB_OK);
+    pgid = rb_sup_pgid(fire_sup);
+    rb_sup_free(fire_sup);
+    assert_int_equal(fired, 1);
+    assert_int_equal(res.timed_out, 0);
+    assert_int_equal(res.signal, SIGKILL);
+    assert_int_equal(res.injected, 1);
+    assert_string_equal(res.last_failure,
+                        "{\"kind\":\"preemption\",\"form\":\"sigkill\",\"signal\":9,"
+                        "\"exit_code\":137,\"limit\":null,\"trigger\":\"external\","
+                        "\"attempt\":1}");
+    group_gone(pgid);
+}
+
 static void sup_rejects_bad_input(void **state)
 {
     const char *argv[] = {"no-such-program-rebound", NULL};
@@ -480,6 +524,7 @@ int main(void)
         cmocka_unit_test(sup_kills_leftovers),
         cmocka_unit_test(sup_timeout_kills),
         cmocka_unit_test(sup_interrupted_by_sigterm),
+        cmocka_unit_test(sup_fires_external_trigger),
         cmocka_unit_test(sup_rejects_bad_input),
     };
 
