@@ -2797,6 +2797,49 @@ static void test_store_check(void **state)
     rb_store_close(s);
 }
 
+/* A damaged database page is found by rb_store_check(). */
+static void test_store_check_damaged_db(void **state)
+{
+    struct fix *fx = *state;
+    static unsigned char row[1000], junk[4096];
+    struct emit e = {row, sizeof(row), 0, 0};
+    struct rb_error err;
+    struct rb_buf out;
+    char db[PATH_MAX], key[32];
+    struct stat sb;
+    struct rb_store *s = open_store(fx->store, NULL);
+    struct rb_run *r = open_run(s, "damaged", 0);
+    enum rb_err rc;
+    int fd, i;
+
+    rb_buf_init(&out);
+    for (i = 0; i < 60; i++) {
+        memset(row, 'a' + i % 26, sizeof(row));
+        snprintf(key, sizeof(key), "step %d", i);
+        assert_int_equal(rb_step(r, key, NULL, fn_emit, &e, &out, NULL, NULL), RB_OK);
+    }
+    rb_buf_release(&out);
+    rb_run_close(r);
+    rb_store_close(s); /* checkpoints the WAL into rebound.db */
+
+    path_join(db, sizeof(db), fx->store, "rebound.db");
+    assert_int_equal(stat(db, &sb), 0);
+    assert_true(sb.st_size > 8 * 4096);
+    memset(junk, 0xa5, sizeof(junk));
+    fd = open(db, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    for (i = 3; i < 7; i++) /* pages 4 to 7: table and index pages */
+        assert_int_equal(pwrite(fd, junk, sizeof(junk), (off_t)i * 4096), 4096);
+    close(fd);
+
+    s = open_store(fx->store, NULL);
+    rc = rb_store_check(s, &err);
+    assert_int_equal(rc, RB_ECORRUPT);
+    assert_int_equal(err.code, RB_ECORRUPT);
+    assert_non_null(strstr(err.message, "corrupt"));
+    rb_store_close(s);
+}
+
 /* ---- no replay
  * ------------------------------------------------------------------------------ */
 
@@ -3088,6 +3131,7 @@ int main(void)
         T(test_step_null_input),
         T(test_durable_full),
         T(test_store_check),
+        T(test_store_check_damaged_db),
         T(test_no_replay),
         T(test_file_modes),
         T(test_events),
