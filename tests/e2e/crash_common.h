@@ -4,7 +4,8 @@
  * have, and the lines the writer reports on its report fd. The output is a
  * pure function of the step index, so anyone can tell whether a recorded
  * output is exact; every eighth step is larger than the 4096-byte inline limit
- * and goes to the blob store, and a few are empty.
+ * and goes to the blob store, a few are empty, and every fourth goes through
+ * the global cache.
  */
 #ifndef REBOUND_TESTS_CRASH_COMMON_H
 #define REBOUND_TESTS_CRASH_COMMON_H
@@ -45,6 +46,13 @@ static inline size_t crash_output_size(long i)
     if (i % 8 == 5)
         return 4097 + (size_t)(h % 60000);
     return 1 + (size_t)(h % 300);
+}
+
+/* 1 when step i goes through the global cache (its input is its key, so no
+ * two steps share an entry). */
+static inline int crash_cached(long i)
+{
+    return i % 4 == 2;
 }
 
 /* Fills `out` (empty on entry) with step i's exact output: printable text

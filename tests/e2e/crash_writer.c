@@ -6,6 +6,8 @@
  * so everything the parent hears about is a step the library said was
  * committed. Replayed steps are checked against their expected output here
  * too: a step up to KNOWN (reported committed earlier) must come from the log.
+ * Every fourth step goes through the global cache (single flight), so kills
+ * also leave cache claims pending.
  *
  *   crash_writer STORE RUN FIRST LAST KNOWN
  *
@@ -73,6 +75,7 @@ int main(int argc, char **argv)
     struct rb_error err;
     struct rb_buf out, want;
     struct rb_step_info info;
+    struct rb_step_opts opts;
     long first, last, known, i;
     char key[32], line[96];
     int n, code = 3;
@@ -99,7 +102,17 @@ int main(int argc, char **argv)
         goto out;
     for (i = first; i < last; i++) {
         snprintf(key, sizeof(key), CRASH_KEY_FMT, i);
-        if (rb_step(run, key, NULL, make_output, &i, &out, &info, &err) != RB_OK) {
+        memset(&opts, 0, sizeof(opts));
+        if (crash_cached(i)) {
+            /* Through the global cache: a kill can leave its claim pending,
+             * and the next process must take it over, not wait for it. */
+            opts.kind = "crash";
+            opts.input = key;
+            opts.input_len = strlen(key);
+            opts.cache = RB_CACHE_ON;
+            opts.cache_wait_ms = 10000;
+        }
+        if (rb_step(run, key, &opts, make_output, &i, &out, &info, &err) != RB_OK) {
             fprintf(stderr, "crash_writer: step '%s': %s\n", key, err.message);
             goto out;
         }

@@ -9,9 +9,12 @@
  * replays the whole log and goes on, and the test checks, through the library
  * and through the CLI, that every step reported committed is in the log with
  * its exact output and seq, that no key or seq appears twice, that the log
- * has no gaps, and that `rebound check` finds the store sound.
+ * has no gaps, and that `rebound check` finds the store sound. Every fourth
+ * step goes through the global cache, so kills leave cache claims pending
+ * that the next process must take over (a wait for a dead owner fails the
+ * writer after 10 s).
  *
- * REBOUND_SEED=N repeats a schedule. The store is left in place on failure.
+ * REBOUND_SEED=N repeats the schedule of kill delays. The store is left in place on failure.
  *
  * ctest-timeout: 120
  */
