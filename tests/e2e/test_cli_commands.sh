@@ -138,6 +138,8 @@ rb escalations --json | jq -e '.escalations == []' > /dev/null ||
     fail "'rebound escalations --json' is not an empty list"
 expect_exit 0 '' rb park --reason 'budget exceeded' --context '{"spent": 12.5}' alpha
 expect_exit 0 "^#[0-9]+ +open +run 'alpha' +since [0-9]{4}-" rb escalations
+# REBOUND_RUN, set for a run's steps, is no argument to the listing.
+REBOUND_RUN=alpha expect_exit 0 "run 'alpha'" rb escalations
 grep -q '^  reason: budget exceeded$' "$tmp/out" || fail "'rebound escalations' shows no reason"
 grep -q '^  context: {"spent": 12.5}$' "$tmp/out" || fail "'rebound escalations' shows no context"
 expect_exit 0 '^alpha +parked ' rb runs
