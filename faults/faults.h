@@ -136,7 +136,8 @@ struct rb_mem_limit {
 
 /*
  * Finds a writable, delegated cgroup v2 folder with the memory controller
- * where a child cgroup for the agent can be made. Returns RB_OK and the
+ * where a cgroup for the agent can be made (the parent of the caller's
+ * cgroup, or the root when the caller is in it). Returns RB_OK and the
  * folder in dir, or RB_ENOENT (no cgroup v2, or its memory controller is
  * elsewhere, e.g. on cgroup v1) or RB_EACCES (not writable or not delegated),
  * with the reason in err. dir is written only on success.

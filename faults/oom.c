@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,10 +104,17 @@ static int cgroup2_mount(char *out, size_t size)
     return found;
 }
 
+/*
+ * Where the agent's cgroup goes. A cgroup other than the root may not hold
+ * processes and enable controllers for children at once, so for a
+ * supervisor in cgroup S the agent's cgroup is a sibling, made in S's parent
+ * P: it gets the memory controller when S has it (P delegates it). In the
+ * root cgroup, the root itself must enable it in cgroup.subtree_control.
+ */
 enum rb_err rb_oom_cgroup2_detect(char *dir, size_t size, struct rb_error *err)
 {
-    char mnt[2048], self[2048] = "", path[4200], buf[4096], line[2048];
-    int v1_memory = 0;
+    char mnt[2048], self[2048] = "", path[4200], parent[4200], buf[4096], line[2048];
+    int v1_memory = 0, root;
     FILE *f;
 
     if (!cgroup2_mount(mnt, sizeof(mnt)))
@@ -122,27 +130,36 @@ enum rb_err rb_oom_cgroup2_detect(char *dir, size_t size, struct rb_error *err)
             v1_memory = 1;
     }
     fclose(f);
-    snprintf(path, sizeof(path), "%s%s/cgroup.controllers", mnt,
-             strcmp(self, "/") == 0 ? "" : self);
+    root = self[0] == '\0' || strcmp(self, "/") == 0;
+    snprintf(path, sizeof(path), "%s%s/cgroup.controllers", mnt, root ? "" : self);
     if (read_small(path, buf, sizeof(buf)) != 0)
         return rb__fx_fail_errno(err, RB_ENOENT, errno, "cannot read '%s'", path);
     if (!has_word(buf, "memory"))
         return rb__fx_fail(err, RB_ENOENT, "cgroup v2 at '%s' has no memory controller%s",
                            mnt,
                            v1_memory ? " (memory is managed by cgroup v1 here)" : "");
-    snprintf(path, sizeof(path), "%s%s/cgroup.subtree_control", mnt,
-             strcmp(self, "/") == 0 ? "" : self);
-    if (read_small(path, buf, sizeof(buf)) != 0 || !has_word(buf, "memory"))
-        return rb__fx_fail(err, RB_EACCES,
-                           "cgroup v2 '%s' does not delegate the memory controller to "
-                           "its children ('memory' is not in cgroup.subtree_control)",
-                           path);
-    path[strlen(path) - strlen("/cgroup.subtree_control")] = '\0';
-    if (access(path, W_OK) != 0)
-        return rb__fx_fail_errno(err, RB_EACCES, errno, "cannot write cgroup '%s'", path);
-    if (strlen(path) >= size)
-        return rb__fx_fail(err, RB_EINVAL, "cgroup path '%s' is too long", path);
-    snprintf(dir, size, "%s", path);
+    if (root) {
+        snprintf(parent, sizeof(parent), "%s", mnt);
+        snprintf(path, sizeof(path), "%s/cgroup.subtree_control", mnt);
+        if (read_small(path, buf, sizeof(buf)) != 0 || !has_word(buf, "memory"))
+            return rb__fx_fail(
+                err, RB_EACCES,
+                "cgroup v2 root '%s' does not enable the memory controller "
+                "for its children ('memory' is not in "
+                "cgroup.subtree_control)",
+                mnt);
+    } else {
+        /* S has memory: its parent delegates it to its children. */
+        snprintf(parent, sizeof(parent), "%s%s", mnt, self);
+        *strrchr(parent, '/') = '\0';
+    }
+    if (access(parent, W_OK) != 0)
+        return rb__fx_fail_errno(err, RB_EACCES, errno,
+                                 "cannot make cgroups in '%s' (not delegated to us)",
+                                 parent);
+    if (strlen(parent) >= size)
+        return rb__fx_fail(err, RB_EINVAL, "cgroup path '%s' is too long", parent);
+    snprintf(dir, size, "%s", parent);
     return RB_OK;
 }
 
@@ -183,6 +200,29 @@ enum rb_err rb_oom_group_rss(pid_t pgid, int64_t *bytes, int *nprocs,
     return RB_OK;
 }
 
+/* Removes the cgroups a crashed supervisor left in `parent`: rebound-PID-N
+ * whose PID is gone. rmdir fails harmlessly on one that still holds
+ * processes. */
+static void remove_stale_cgroups(const char *parent)
+{
+    DIR *d = opendir(parent);
+    struct dirent *de;
+    char path[4600];
+    long pid;
+
+    if (!d)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (sscanf(de->d_name, "rebound-%ld-", &pid) != 1 || pid <= 0)
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", parent, de->d_name);
+        rmdir(path);
+    }
+    closedir(d);
+}
+
 enum rb_err rb__oom_setup(struct rb_sup *sup, struct rb_error *err)
 {
     struct rb_error why;
@@ -197,9 +237,10 @@ enum rb_err rb__oom_setup(struct rb_sup *sup, struct rb_error *err)
         sup->mech = sup->mem.mechanism;
         if (sup->mech != RB_MEM_WATCHDOG) {
             rc = rb_oom_cgroup2_detect(sup->cg_parent, sizeof(sup->cg_parent), &why);
-            if (rc == RB_OK)
+            if (rc == RB_OK) {
                 sup->mech = RB_MEM_CGROUP2;
-            else if (sup->mech == RB_MEM_CGROUP2)
+                remove_stale_cgroups(sup->cg_parent);
+            } else if (sup->mech == RB_MEM_CGROUP2)
                 return rb__fx_fail(err, rc, "cannot limit memory with cgroup v2: %s",
                                    why.message);
             else

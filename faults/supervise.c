@@ -843,6 +843,10 @@ enum rb_err rb_sup_run(struct rb_sup *sup, struct rb_sup_result *out,
             break;
         if (restart_wait(sup, &res, sup->attempt))
             break;
+        if (rb__fx_now_ns() >= deadline) {
+            res.timed_out = 1; /* no time left for another attempt */
+            break;
+        }
     }
     res.injected = sup->injected;
     snprintf(res.last_failure, sizeof(res.last_failure), "%s", sup->last_failure);
