@@ -56,8 +56,8 @@ static enum rb_err add_faults(struct rb_world *w, const struct rb_buf *body,
     enum rb_err rc;
 
     rb_error_init(&err);
-    rc = rb_world_faults_add_json(w, body->data ? (const char *)body->data : "", ids,
-                                  sizeof(ids) / sizeof(ids[0]), &n, &err);
+    rc = rb__world_faults_add_json(w, body->data ? (const char *)body->data : "", 1, ids,
+                                   sizeof(ids) / sizeof(ids[0]), &n, &err);
     if (rc == RB_EINVAL)
         return rb__world_reply_error(rep, 400, err.message, "invalid_request_error", NULL,
                                      NULL);

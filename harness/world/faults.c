@@ -255,10 +255,17 @@ enum rb_err rb__world_faults_parse(const json_t *j, struct rb_world_fault **out,
 enum rb_err rb_world_faults_add_json(struct rb_world *w, const char *json, int *ids,
                                      size_t max_ids, size_t *n_ids, struct rb_error *err)
 {
+    return rb__world_faults_add_json(w, json, 0, ids, max_ids, n_ids, err);
+}
+
+enum rb_err rb__world_faults_add_json(struct rb_world *w, const char *json, int remote,
+                                      int *ids, size_t max_ids, size_t *n_ids,
+                                      struct rb_error *err)
+{
     json_error_t jerr;
     json_t *j = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
     struct rb_world_fault *fs = NULL;
-    size_t n = 0;
+    size_t n = 0, i;
     enum rb_err rc;
 
     if (!j)
@@ -268,6 +275,15 @@ enum rb_err rb_world_faults_add_json(struct rb_world *w, const char *json, int *
     json_decref(j);
     if (rc != RB_OK)
         return rc;
+    for (i = 0; remote && i < n; i++) {
+        if (fs[i].kind == RB_WORLD_FAULT_REFUSED && !fs[i].duration_ms) {
+            free(fs);
+            return rb__world_fail(err, RB_EINVAL,
+                                  "fault 'refused' needs 'duration_ms' when added over "
+                                  "HTTP: the control endpoint cannot be reached to heal "
+                                  "it while the world refuses connections");
+        }
+    }
     pthread_mutex_lock(&w->lock);
     rc = add_locked(w, fs, n, ids, max_ids);
     pthread_mutex_unlock(&w->lock);

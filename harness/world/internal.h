@@ -139,7 +139,13 @@ int rb__world_fault_alive(struct rb_world *w, int id, int64_t now);
 enum rb_err rb__world_faults_parse(const json_t *j, struct rb_world_fault **out,
                                    size_t *n, struct rb_error *err);
 
-/* Appends the faults as a JSON array (lock held). */
+/* rb_world_faults_add_json(); with `remote` (the control endpoint), a
+ * refused fault must have a span. */
+enum rb_err rb__world_faults_add_json(struct rb_world *w, const char *json, int remote,
+                                      int *ids, size_t max_ids, size_t *n_ids,
+                                      struct rb_error *err);
+
+/* The faults as a new JSON array (lock held). */
 json_t *rb__world_faults_json(struct rb_world *w);
 
 /* ---- journal (journal.c) ------------------------------------------------- */

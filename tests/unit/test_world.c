@@ -7,6 +7,7 @@
  *
  * ctest-timeout: 60
  */
+#define _GNU_SOURCE
 #include "harness/world/world.h"
 
 #include <arpa/inet.h>
@@ -810,6 +811,76 @@ static int send_only(uint16_t port, const char *req)
     return fd;
 }
 
+/* Reads one response with a Content-Length from a keep-alive socket; returns
+ * its status, or 0 when the connection ended first. */
+static int read_one(int fd)
+{
+    char buf[8192];
+    size_t len = 0;
+    int status = 0;
+    time_t t0 = time(NULL);
+
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        char *sep, *cl;
+        ssize_t got;
+        assert_true(time(NULL) - t0 < 20); /* hang guard */
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        got = read(fd, buf + len, sizeof(buf) - len - 1);
+        if (got <= 0)
+            return 0;
+        len += (size_t)got;
+        buf[len] = '\0';
+        sep = strstr(buf, "\r\n\r\n");
+        cl = strcasestr(buf, "Content-Length:");
+        if (sep && cl && len >= (size_t)(sep + 4 - buf) + (size_t)atol(cl + 15)) {
+            sscanf(buf, "HTTP/1.1 %d", &status);
+            return status;
+        }
+    }
+}
+
+static void test_refused_and_listening_again(void **state)
+{
+    struct rb_world *w = start(4, 1);
+    uint16_t p = rb_world_port(w);
+    const char *get = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct rb_world_fault f;
+    struct resp r;
+    int fd = send_only(p, get), id = 0, i, rc = 0;
+
+    (void)state;
+    assert_int_equal(read_one(fd), 200); /* a kept-alive connection */
+    rb_world_fault_init(&f, RB_WORLD_FAULT_REFUSED);
+    assert_int_equal(rb_world_fault_add(w, &f, &id, NULL), RB_OK);
+    /* new connections are refused (once the listener is closed) */
+    for (i = 0; i < 200; i++) {
+        rc = http(p, "GET", "/v1/models", NULL, NULL, &r);
+        resp_free(&r);
+        if (rc == -ECONNREFUSED)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(rc, -ECONNREFUSED);
+    /* a request on the open connection is reset */
+    assert_int_equal(write(fd, get, strlen(get)), (ssize_t)strlen(get));
+    assert_int_equal(read_one(fd), 0);
+    close(fd);
+    /* healed: the same port answers again */
+    assert_int_equal(rb_world_fault_heal(w, id), RB_OK);
+    for (i = 0; i < 200; i++) {
+        rc = http(p, "GET", "/v1/models", NULL, NULL, &r);
+        if (rc == 0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    rb_world_stop(w);
+}
+
 static void test_latency_and_stop_during_stall(void **state)
 {
     char buf[256];
@@ -926,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_fault_share_is_seeded),
         cmocka_unit_test(test_fault_heal_and_bad_faults),
         cmocka_unit_test(test_reset_and_truncate),
+        cmocka_unit_test(test_refused_and_listening_again),
         cmocka_unit_test(test_latency_and_stop_during_stall),
         cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_port_in_use),
