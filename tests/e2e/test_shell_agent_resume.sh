@@ -19,8 +19,11 @@ agent=$REBOUND_SOURCE_DIR/examples/shell-durable/agent.sh
 steps=200
 kill_at=147
 agent_pid=
+# On failure, the agent's group goes (or the agent alone, if setsid had not
+# run yet), and is reaped before the scratch folder is removed.
 # shellcheck disable=SC2016 # expanded at exit, when agent_pid is known
-at_exit '[ -z "$agent_pid" ] || kill -KILL -- "-$agent_pid" 2> /dev/null'
+at_exit '[ -z "$agent_pid" ] || { kill -KILL -- "-$agent_pid" 2> /dev/null ||
+    kill -KILL "$agent_pid"; wait "$agent_pid"; } 2> /dev/null'
 
 # A `sleep` that takes long in step-147 of the doomed run (bounded: 120 s).
 real_sleep=$(command -v sleep)
