@@ -14,7 +14,8 @@
  * that the next process must take over (a wait for a dead owner fails the
  * writer after 10 s).
  *
- * REBOUND_SEED=N repeats the schedule of kill delays. The store is left in place on failure.
+ * REBOUND_SEED=N repeats the schedule of kill delays. The store is left in place on
+ * failure.
  *
  * ctest-timeout: 120
  */
@@ -53,6 +54,7 @@ extern char **environ;
 
 static uint64_t seed;
 static char tmpdir[4096];
+static pid_t writer_pid; /* the writer running now, killed by fail() */
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -78,6 +80,8 @@ static void fail(const char *fmt, ...)
 {
     va_list ap;
 
+    if (writer_pid > 0)
+        kill(writer_pid, SIGKILL);
     fputs("FAIL: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -173,6 +177,7 @@ static void start_writer(struct kid *w, const char *store, long first, long last
     }
     close(p[1]);
     w->fd = p[0];
+    writer_pid = w->pid;
 }
 
 static void handle_line(struct kid *w, struct known *k, const char *line)
@@ -273,6 +278,7 @@ static int reap(struct kid *w, struct known *k)
     } while (r < 0 && errno == EINTR);
     if (r != w->pid)
         fail("waitpid: %s", strerror(errno));
+    writer_pid = 0;
     return status;
 }
 
