@@ -27,6 +27,8 @@ e2e_on_exit() {
     rm -rf "$tmp"
 }
 trap e2e_on_exit EXIT
+trap 'exit 143' TERM # a ctest timeout: clean up too
+trap 'exit 130' INT
 
 fail() {
     echo "FAIL: $*" >&2
