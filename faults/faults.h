@@ -288,4 +288,75 @@ const char *rb_sup_mem_mechanism(const struct rb_sup *sup);
 /* Kills the group if still alive and frees. NULL is fine. */
 void rb_sup_free(struct rb_sup *sup);
 
+/* ------------------------------------------------------------------------
+ * Network: a TCP proxy on loopback for any upstream the agent uses
+ */
+
+enum rb_net_mode {
+    RB_NET_PASS = 0,  /* forward (shaped as below) */
+    RB_NET_RESET,     /* reset open connections; accept and reset new ones */
+    RB_NET_BLACKHOLE, /* accept and drop: nothing is forwarded or answered */
+    RB_NET_REFUSE,    /* stop listening: new connections are refused; open
+                         ones go on */
+};
+
+/* "pass", "reset", "blackhole", "refuse". */
+const char *rb_net_mode_name(enum rb_net_mode mode);
+
+/* How the proxy treats traffic. Zero-initialised: pass everything as is. */
+struct rb_net_shape {
+    enum rb_net_mode mode;
+    int latency_ms;            /* added to every chunk, each direction */
+    int jitter_ms;             /* plus a seeded draw in [0, jitter_ms]; order kept */
+    int64_t bandwidth_bps;     /* bytes per second, each direction of each
+                                  connection; 0: no cap */
+    int64_t close_after_bytes; /* close a connection once it has sent this many
+                                  bytes to the client; 0: never */
+};
+
+struct rb_proxy_opts {
+    int listen_port;           /* on 127.0.0.1; 0 picks a free port */
+    const char *upstream_host; /* numeric address, e.g. "127.0.0.1" or "::1" */
+    int upstream_port;
+    struct rb_net_shape shape;  /* at start */
+    uint64_t seed;              /* for jitter */
+    rb_fault_event_fn on_event; /* shape changes, as fault.inject events; may be
+                                   NULL. Called in the thread calling
+                                   rb_proxy_set(). */
+    void *event_arg;
+};
+
+/* Counters since start. */
+struct rb_proxy_stats {
+    int64_t accepted;   /* connections accepted */
+    int64_t refused;    /* upstream connections that failed */
+    int64_t resets;     /* connections reset by the proxy */
+    int64_t bytes_up;   /* client to upstream, forwarded */
+    int64_t bytes_down; /* upstream to client, forwarded */
+};
+
+struct rb_proxy;
+
+/*
+ * Starts a proxy thread listening on 127.0.0.1 that forwards each connection
+ * to the upstream. RB_EINVAL for a bad address, RB_EIO when it cannot listen
+ * (the message says why). Stop and free with rb_proxy_free().
+ */
+enum rb_err rb_proxy_start(const struct rb_proxy_opts *opts, struct rb_proxy **out,
+                           struct rb_error *err);
+
+/* The port it listens on. */
+int rb_proxy_port(const struct rb_proxy *proxy);
+
+/* Switches the shape now, for open connections too. Thread-safe. RB_EIO when
+ * the listener cannot be made again after RB_NET_REFUSE. */
+enum rb_err rb_proxy_set(struct rb_proxy *proxy, const struct rb_net_shape *shape,
+                         struct rb_error *err);
+
+/* Reads the counters. Thread-safe. */
+void rb_proxy_stats(struct rb_proxy *proxy, struct rb_proxy_stats *out);
+
+/* Stops the thread, closes every connection and frees. NULL is fine. */
+void rb_proxy_free(struct rb_proxy *proxy);
+
 #endif /* REBOUND_FAULTS_H */
