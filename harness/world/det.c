@@ -71,6 +71,59 @@ void rb__world_copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, start = 0;
+
+    if (rb_buf_append(buf, "\"", 1) != RB_OK)
+        return RB_ENOMEM;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t n = 2;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (rb_buf_append(buf, s + start, i - start) != RB_OK)
+            return RB_ENOMEM;
+        start = i + 1;
+        switch (c) {
+        case '"':
+        case '\\':
+            esc[1] = (char)c;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if (rb_buf_append(buf, esc, n) != RB_OK)
+            return RB_ENOMEM;
+    }
+    if (rb_buf_append(buf, s + start, len - start) != RB_OK ||
+        rb_buf_append(buf, "\"", 1) != RB_OK)
+        return RB_ENOMEM;
+    return RB_OK;
+}
+
 char *rb__world_canonical(const json_t *j)
 {
     return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

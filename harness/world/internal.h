@@ -31,6 +31,10 @@ enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
 /* Copies src into dst[size], truncated and always terminated. */
 void rb__world_copy(char *dst, size_t size, const char *src);
 
+/* Appends s[0..len) as a JSON string literal, quotes included, escaped as
+ * jansson does (UTF-8 passes through). */
+enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len);
+
 /* `j` as canonical JSON (compact, keys sorted): a new malloc'd string, or
  * NULL when out of memory. */
 char *rb__world_canonical(const json_t *j);
@@ -222,6 +226,7 @@ struct rb_world {
     int wake[2];   /* pipe: wakes the acceptor */
     pthread_t acceptor;
     int acceptor_started;
+    json_t *own_tools; /* read-only after start: shared by all threads */
 
     pthread_mutex_t lock; /* guards what follows */
     pthread_cond_t cond;  /* broadcast on heal, fault change and stop */
@@ -246,6 +251,10 @@ int rb__world_wait(struct rb_world *w, int64_t deadline_ns, int fault_id);
  * journal (hash, turn) and builds no answer. */
 enum rb_err rb__world_llm(struct rb_world *w, const struct rb_buf *body, int dry,
                           struct rb__world_reply *rep);
+
+/* The world's own tools, offered when a request declares none: a new
+ * reference, or NULL when out of memory. */
+json_t *rb__world_own_tools(void);
 
 /* GET /v1/models and /v1/models/<id>. */
 enum rb_err rb__world_models(struct rb_world *w, const char *route,

@@ -101,19 +101,7 @@ void rb__world_journal_describe(struct rb_world *w, size_t idx,
 
 static enum rb_err json_str(struct rb_buf *out, const char *s)
 {
-    json_t *j = json_string(s);
-    char *t;
-    enum rb_err rc;
-
-    if (!j)
-        return rb_buf_append(out, "null", 4);
-    t = json_dumps(j, JSON_ENCODE_ANY);
-    json_decref(j);
-    if (!t)
-        return RB_ENOMEM;
-    rc = rb_buf_append(out, t, strlen(t));
-    free(t);
-    return rc;
+    return rb__world_json_str(out, s, strlen(s));
 }
 
 enum rb_err rb_world_entry_json(const struct rb_world_entry *e, struct rb_buf *out)

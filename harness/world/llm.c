@@ -167,32 +167,59 @@ static enum rb_err read_ask(json_t *req, struct ask *a, struct rb__world_reply *
     return RB_OK;
 }
 
-/* The request's part that answers depend on, hashed with the seed. */
-static enum rb_err answer_key(const struct ask *a, uint64_t seed,
+/* Appends a string literal. */
+static enum rb_err lit(struct rb_buf *buf, const char *s)
+{
+    return rb_buf_append(buf, s, strlen(s));
+}
+
+/* Appends the canonical JSON of `j` (may be NULL: null). */
+static enum rb_err add_canonical(struct rb_buf *buf, const json_t *j)
+{
+    char *s;
+    enum rb_err rc;
+
+    if (!j)
+        return lit(buf, "null");
+    s = rb__world_canonical(j);
+    if (!s)
+        return RB_ENOMEM;
+    rc = rb_buf_append(buf, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+/* The part of the request answers depend on, hashed with the seed: the
+ * canonical JSON of {messages, model, tool_choice, tools}, built from the
+ * messages' canonical text already made for the history hash. */
+static enum rb_err answer_key(const struct ask *a, const char *msgs_c, uint64_t seed,
                               char hex[RB_HASH_HEX_LEN + 1])
 {
-    json_t *o = json_pack("{s:s, s:O, s:O?, s:O?}", "model", a->model, "messages",
-                          a->messages, "tools", a->tools, "tool_choice", a->tool_choice);
-    char *s = NULL;
     struct rb_buf buf;
-    enum rb_err rc = RB_ENOMEM;
+    enum rb_err rc;
 
     rb_buf_init(&buf);
-    if (!o)
-        goto out;
-    s = rb__world_canonical(o);
-    if (!s)
-        goto out;
-    if (rb__world_printf(&buf, "rebound-world/1 seed=%llu\n", (unsigned long long)seed) !=
-            RB_OK ||
-        rb_buf_append(&buf, s, strlen(s)) != RB_OK)
-        goto out;
-    rb_hash_hex(buf.data, buf.len, hex);
-    rc = RB_OK;
-out:
+    rc = rb__world_printf(
+        &buf, "rebound-world/1 seed=%llu\n{\"messages\":", (unsigned long long)seed);
+    if (rc == RB_OK)
+        rc = rb_buf_append(&buf, msgs_c, strlen(msgs_c));
+    if (rc == RB_OK)
+        rc = lit(&buf, ",\"model\":");
+    if (rc == RB_OK)
+        rc = rb__world_json_str(&buf, a->model, strlen(a->model));
+    if (rc == RB_OK)
+        rc = lit(&buf, ",\"tool_choice\":");
+    if (rc == RB_OK)
+        rc = add_canonical(&buf, a->tool_choice);
+    if (rc == RB_OK)
+        rc = lit(&buf, ",\"tools\":");
+    if (rc == RB_OK)
+        rc = add_canonical(&buf, a->tools);
+    if (rc == RB_OK)
+        rc = lit(&buf, "}");
+    if (rc == RB_OK)
+        rb_hash_hex(buf.data, buf.len, hex);
     rb_buf_release(&buf);
-    free(s);
-    json_decref(o);
     return rc;
 }
 
@@ -399,9 +426,8 @@ static enum rb_err add_event(struct rb_buf *out, const char *id, json_int_t crea
     if (!chunk)
         return RB_ENOMEM;
     s = json_dumps(chunk, JSON_COMPACT);
-    if (s && rb_buf_append(out, "data: ", 6) == RB_OK &&
-        rb_buf_append(out, s, strlen(s)) == RB_OK &&
-        rb_buf_append(out, "\n\n", 2) == RB_OK)
+    if (s && lit(out, "data: ") == RB_OK && rb_buf_append(out, s, strlen(s)) == RB_OK &&
+        lit(out, "\n\n") == RB_OK)
         rc = RB_OK;
     free(s);
     json_decref(chunk);
@@ -471,7 +497,7 @@ static enum rb_err build_stream(const struct ask *a, const char *id, json_int_t 
     if (rc == RB_OK && a->include_usage)
         rc = add_event(out, id, created, a->model, NULL, NULL, json_deep_copy(usage));
     if (rc == RB_OK)
-        rc = rb_buf_append(out, "data: [DONE]\n\n", 14);
+        rc = lit(out, "data: [DONE]\n\n");
     return rc;
 }
 
@@ -486,34 +512,80 @@ static int wants_tool_call(const struct ask *a, int turn, int turns)
     return turn < turns;
 }
 
-static enum rb_err answer(struct rb_world *w, const struct ask *a,
+/* The non-streamed answer, written directly (the hot path of the world). */
+static enum rb_err build_plain(const struct ask *a, const char *id, json_int_t created,
+                               const struct rb_buf *content, const json_t *call,
+                               const struct rb__world_reply *usage, struct rb_buf *out)
+{
+    const json_t *fn = json_object_get(call, "function");
+    const char *s;
+    enum rb_err rc;
+
+    rc =
+        rb__world_printf(out,
+                         "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,"
+                         "\"model\":",
+                         id, (long long)created);
+    if (rc == RB_OK)
+        rc = rb__world_json_str(out, a->model, strlen(a->model));
+    if (rc == RB_OK)
+        rc = lit(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                      "\"assistant\",\"content\":");
+    if (rc == RB_OK && call) {
+        rc = rb__world_printf(
+            out,
+            "null,\"refusal\":null,\"tool_calls\":[{\"id\":\"%s\",\"type\":"
+            "\"function\",\"function\":{\"name\":",
+            json_string_value(json_object_get(call, "id")));
+        s = json_string_value(json_object_get(fn, "name"));
+        if (rc == RB_OK)
+            rc = rb__world_json_str(out, s, strlen(s));
+        if (rc == RB_OK)
+            rc = lit(out, ",\"arguments\":");
+        s = json_string_value(json_object_get(fn, "arguments"));
+        if (rc == RB_OK)
+            rc = rb__world_json_str(out, s, strlen(s));
+        if (rc == RB_OK)
+            rc = lit(out, "}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]");
+    } else if (rc == RB_OK) {
+        rc = rb__world_json_str(out, (const char *)content->data, content->len);
+        if (rc == RB_OK)
+            rc = lit(out,
+                     ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+    }
+    if (rc == RB_OK)
+        rc = rb__world_printf(
+            out,
+            ",\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+            "\"total_tokens\":%d},\"system_fingerprint\":\"rebound-world\"}"
+            "\n",
+            usage->prompt_tokens, usage->completion_tokens,
+            usage->prompt_tokens + usage->completion_tokens);
+    return rc;
+}
+
+static enum rb_err answer(struct rb_world *w, const struct ask *a, const char *msgs_c,
                           struct rb__world_reply *rep)
 {
     char key[RB_HASH_HEX_LEN + 1], id[40];
     struct rb__world_rng r;
     struct rb_buf content;
-    json_t *own = NULL, *call = NULL, *usage = NULL, *msg = NULL, *resp = NULL;
+    json_t *call = NULL, *usage = NULL;
     json_int_t created;
-    int completion;
     enum rb_err rc = RB_ENOMEM;
 
     rb_buf_init(&content);
-    if (answer_key(a, w->cfg.seed, key) != RB_OK)
+    if (answer_key(a, msgs_c, w->cfg.seed, key) != RB_OK)
         goto out;
     snprintf(id, sizeof(id), "chatcmpl-%.24s", key);
     rb__world_rng_seed(&r, key, 1);
     created = CREATED_BASE + 60 * (json_int_t)rep->turn +
               (json_int_t)rb__world_rng_below(&r, 60);
     if (wants_tool_call(a, rep->turn, w->cfg.turns)) {
-        if (!a->tools) {
-            own = json_loads(world_tools, 0, NULL);
-            if (!own)
-                goto out;
-        }
-        call = make_tool_call(a, key, &r, own);
+        call = make_tool_call(a, key, &r, w->own_tools);
         if (!call)
             goto out;
-        completion = call_tokens(call);
+        rep->completion_tokens = call_tokens(call);
     } else {
         if (rb__world_printf(&content, "After %d tool call%s: ", rep->turn,
                              rep->turn == 1 ? "" : "s") != RB_OK ||
@@ -521,58 +593,42 @@ static enum rb_err answer(struct rb_world *w, const struct ask *a,
                 RB_OK ||
             rb_buf_append(&content, ".", 1) != RB_OK)
             goto out;
-        completion = tokens_of(content.len);
+        rep->completion_tokens = tokens_of(content.len);
     }
-    rep->completion_tokens = completion;
-    usage = json_pack("{s:i, s:i, s:i}", "prompt_tokens", rep->prompt_tokens,
-                      "completion_tokens", completion, "total_tokens",
-                      rep->prompt_tokens + completion);
-    if (!usage)
-        goto out;
+    rep->body.len = 0;
     if (a->stream) {
-        rep->body.len = 0;
+        usage = json_pack("{s:i, s:i, s:i}", "prompt_tokens", rep->prompt_tokens,
+                          "completion_tokens", rep->completion_tokens, "total_tokens",
+                          rep->prompt_tokens + rep->completion_tokens);
+        if (!usage)
+            goto out;
         rc = build_stream(a, id, created, (const char *)content.data, call, usage,
                           &rep->body);
-        if (rc != RB_OK)
-            goto out;
-        rep->status = 200;
         rep->sse = 1;
         rep->content_type = "text/event-stream";
     } else {
-        if (call)
-            msg = json_pack("{s:s, s:n, s:n, s:[O]}", "role", "assistant", "content",
-                            "refusal", "tool_calls", call);
-        else
-            msg = json_pack("{s:s, s:s, s:n}", "role", "assistant", "content",
-                            (const char *)content.data, "refusal");
-        if (!msg)
-            goto out;
-        resp = json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:O, s:n, s:s}], s:O, s:s}", "id",
-                         id, "object", "chat.completion", "created", created, "model",
-                         a->model, "choices", "index", 0, "message", msg, "logprobs",
-                         "finish_reason", call ? "tool_calls" : "stop", "usage", usage,
-                         "system_fingerprint", "rebound-world");
-        if (!resp)
-            goto out;
-        rc = rb__world_reply_json(rep, 200, resp);
-        if (rc != RB_OK)
-            goto out;
+        rc = build_plain(a, id, created, &content, call, rep, &rep->body);
+        rep->content_type = "application/json";
     }
+    if (rc != RB_OK)
+        goto out;
+    rep->status = 200;
     rep->latency_ms = w->cfg.latency_ms;
     if (w->cfg.jitter_ms > 0) {
         rb__world_rng_seed(&r, key, 2);
         rep->latency_ms +=
             (int64_t)rb__world_rng_below(&r, (uint64_t)w->cfg.jitter_ms + 1);
     }
-    rc = RB_OK;
 out:
-    json_decref(resp);
-    json_decref(msg);
     json_decref(usage);
     json_decref(call);
-    json_decref(own);
     rb_buf_release(&content);
     return rc;
+}
+
+json_t *rb__world_own_tools(void)
+{
+    return json_loads(world_tools, 0, NULL);
 }
 
 enum rb_err rb__world_llm(struct rb_world *w, const struct rb_buf *body, int dry,
@@ -581,7 +637,7 @@ enum rb_err rb__world_llm(struct rb_world *w, const struct rb_buf *body, int dry
     json_error_t jerr;
     json_t *req;
     struct ask a;
-    char msg[300];
+    char msg[300], *msgs_c;
     enum rb_err rc;
 
     req = json_loadb((const char *)body->data, body->len, JSON_REJECT_DUPLICATES, &jerr);
@@ -597,13 +653,17 @@ enum rb_err rb__world_llm(struct rb_world *w, const struct rb_buf *body, int dry
         json_decref(req);
         return rc == RB_EINVAL ? RB_OK : rc;
     }
-    rc = rb__world_hash_json(a.messages, rep->hash);
-    if (rc == RB_OK) {
-        rep->turn = count_turns(a.messages);
-        rep->prompt_tokens = prompt_tokens(&a);
-        if (!dry)
-            rc = answer(w, &a, rep);
+    msgs_c = rb__world_canonical(a.messages);
+    if (!msgs_c) {
+        json_decref(req);
+        return RB_ENOMEM;
     }
+    rb_hash_hex(msgs_c, strlen(msgs_c), rep->hash);
+    rep->turn = count_turns(a.messages);
+    rep->prompt_tokens = prompt_tokens(&a);
+    if (!dry)
+        rc = answer(w, &a, msgs_c, rep);
+    free(msgs_c);
     json_decref(req);
     return rc;
 }

@@ -521,6 +521,11 @@ enum rb_err rb_world_start(const struct rb_world_config *cfg, struct rb_world **
         rc = rb__world_fail(err, RB_ENOMEM, "out of memory");
         goto fail;
     }
+    w->own_tools = rb__world_own_tools();
+    if (!w->own_tools) {
+        rc = rb__world_fail(err, RB_ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = rb__world_journal_open(&w->journal, cfg->journal_path, err);
     if (rc != RB_OK)
         goto fail;
@@ -542,7 +547,8 @@ enum rb_err rb_world_start(const struct rb_world_config *cfg, struct rb_world **
     }
     w->daemon = MHD_start_daemon(
         MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK,
+            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | MHD_USE_SUPPRESS_DATE_NO_CLOCK |
+            MHD_USE_POLL,
         0, NULL, NULL, on_request, w, MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_THREAD_STACK_SIZE,
         (size_t)(1u << 20), MHD_OPTION_END);
@@ -584,6 +590,7 @@ void rb_world_stop(struct rb_world *w)
     rb__world_faults_release(&w->faults);
     rb__world_effects_release(&w->effects);
     rb_world_config_release(&w->cfg);
+    json_decref(w->own_tools);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
     free(w);
