@@ -184,7 +184,8 @@ int cmd_world(int argc, char **argv)
     }
     if (o.val[OPT_CONFIG - OPT_PORT] &&
         rb_world_config_load(o.val[OPT_CONFIG - OPT_PORT], &cfg, &err) != RB_OK) {
-        rc = cli_fail("world", &err);
+        cli_errorf("world", "%s", err.message);
+        rc = err.code == RB_ENOMEM ? EXIT_INTERNAL : EXIT_USAGE;
         goto out;
     }
     rc = apply(&o, &cfg);
