@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const form_names[] = {"unknown", "notice",   "sigkill",
-                                         "freeze",  "oom-kill", "clock-jump"};
+static const char *const form_names[] = {"unknown",  "notice",     "sigkill",  "freeze",
+                                         "oom-kill", "clock-jump", "partition"};
 
 const char *rb_fault_form_name(enum rb_fault_form form)
 {
@@ -61,6 +61,9 @@ void rb__fault_fire(struct rb_sup *sup, struct rb__fault *f, int64_t trigger_ns)
         jump_to = rb_clock_offset(sup->clock) + f->spec.jump_s;
         if (rb_clock_set(sup->clock, jump_to, rb_clock_rate(sup->clock), &cerr) != RB_OK)
             e = cerr.cause ? cerr.cause : EIO;
+    } else if (form == RB_FAULT_PARTITION) {
+        if (rb_netns_partition(sup->netns, 1, &cerr) != RB_OK)
+            e = cerr.cause ? cerr.cause : EIO;
     } else {
         /* Claim the death before the signal lands, so an exit seen right
          * after is already attributed. */
@@ -75,7 +78,8 @@ void rb__fault_fire(struct rb_sup *sup, struct rb__fault *f, int64_t trigger_ns)
     inject_ns = rb__fx_now_ns();
     sup->injected++;
 
-    if (form == RB_FAULT_NOTICE || form == RB_FAULT_FREEZE) {
+    if (form == RB_FAULT_NOTICE || form == RB_FAULT_FREEZE ||
+        form == RB_FAULT_PARTITION) {
         int64_t ms = form == RB_FAULT_NOTICE ? f->spec.grace_ms : f->spec.duration_ms;
         f->state = RB__ACTIVE;
         f->due_ns = inject_ns + ms * 1000000;
@@ -91,7 +95,7 @@ void rb__fault_fire(struct rb_sup *sup, struct rb__fault *f, int64_t trigger_ns)
             json_object_set_new(o, "signal", json_integer(sig));
         if (form == RB_FAULT_NOTICE)
             json_object_set_new(o, "grace_ms", json_integer(f->spec.grace_ms));
-        if (form == RB_FAULT_FREEZE)
+        if (form == RB_FAULT_FREEZE || form == RB_FAULT_PARTITION)
             json_object_set_new(o, "duration_ms", json_integer(f->spec.duration_ms));
         if (form == RB_FAULT_OOM_KILL) {
             json_object_set_new(o, "mechanism", json_string("trigger"));
@@ -119,6 +123,13 @@ void rb__fault_tick(struct rb_sup *sup, struct rb__fault *f, int64_t now)
     if (f->state != RB__ACTIVE || now < f->due_ns)
         return;
     f->state = RB__DONE;
+    if (f->spec.form == RB_FAULT_PARTITION) {
+        o = fault_json(sup, f);
+        if (rb_netns_partition(sup->netns, 0, NULL) != RB_OK && o)
+            json_object_set_new(o, "error", json_string("cannot restore the link"));
+        rb__fx_emit(sup, "fault.heal", rb__fx_now_ns(), o);
+        return;
+    }
     sig = rb__preempt_second(sup->pgid, f->spec.form);
     o = fault_json(sup, f);
     if (o && sig > 0)

@@ -99,9 +99,12 @@ enum rb_fault_form {
     RB_FAULT_FREEZE,     /* preemption: SIGSTOP, SIGCONT after duration_ms */
     RB_FAULT_OOM_KILL,   /* OOM: SIGKILL, reported as OOM-killed (exit 137) */
     RB_FAULT_CLOCK_JUMP, /* clock: move the agent's wall clock by jump_s */
+    RB_FAULT_PARTITION,  /* network: cut the agent's link (needs opts.netns),
+                            restored after duration_ms */
 };
 
-/* "notice", "sigkill", "freeze", "oom-kill", "clock-jump", or "unknown". */
+/* "notice", "sigkill", "freeze", "oom-kill", "clock-jump", "partition", or
+ * "unknown". */
 const char *rb_fault_form_name(enum rb_fault_form form);
 
 /* A fault to arm on a supervised agent. */
@@ -109,7 +112,7 @@ struct rb_fault_spec {
     enum rb_fault_form form;
     struct rb_trigger trigger;
     int64_t grace_ms;    /* NOTICE: SIGTERM to SIGKILL; 0 means 2000 */
-    int64_t duration_ms; /* FREEZE: how long stopped; 0 means 1000 */
+    int64_t duration_ms; /* FREEZE, PARTITION: how long; 0 means 1000 */
     double jump_s;       /* CLOCK_JUMP: seconds added to the clock offset */
 };
 
@@ -218,6 +221,7 @@ struct rb_sup_opts {
     struct rb_restart_policy restart; /* restarts after a failure */
     struct rb_mem_limit mem;          /* memory limit, or none */
     struct rb_clock *clock;           /* skewed clock (borrowed), or NULL */
+    struct rb_netns *netns;           /* own network namespace (borrowed), or NULL */
     int catch_signals;                /* 1: SIGINT, SIGTERM, SIGHUP during
                                          rb_sup_run() kill the agent and end it */
     int64_t timeout_ms;               /* hang guard for the whole run; 0: none */
@@ -358,5 +362,43 @@ void rb_proxy_stats(struct rb_proxy *proxy, struct rb_proxy_stats *out);
 
 /* Stops the thread, closes every connection and frees. NULL is fine. */
 void rb_proxy_free(struct rb_proxy *proxy);
+
+/* ------------------------------------------------------------------------
+ * Network: the agent in its own network namespace (needs root)
+ */
+
+struct rb_netns;
+
+/*
+ * Checks that network namespaces can be made here: root (CAP_SYS_ADMIN and
+ * CAP_NET_ADMIN) and the `ip` program. RB_EACCES or RB_ENOENT with a plain
+ * reason when not.
+ */
+enum rb_err rb_netns_check(struct rb_error *err);
+
+/*
+ * Prepares a namespace for the agent: names and a /30 subnet. The supervisor
+ * (rb_sup_opts.netns) puts each attempt in a fresh namespace joined to the
+ * host by a veth pair: the agent reaches the host at rb_netns_host_addr()
+ * and has rb_netns_agent_addr(). Namespaces and links left by a crashed
+ * supervisor are removed first.
+ */
+enum rb_err rb_netns_new(struct rb_netns **out, struct rb_error *err);
+
+const char *rb_netns_host_addr(const struct rb_netns *ns);
+const char *rb_netns_agent_addr(const struct rb_netns *ns);
+
+/* Cuts (on = 1) or restores (on = 0) the agent's link to the host. */
+enum rb_err rb_netns_partition(struct rb_netns *ns, int on, struct rb_error *err);
+
+/*
+ * Sets `tc netem` delay and loss on the host side of the link (both 0:
+ * removes it). RB_ENOENT when this kernel has no netem qdisc (sch_netem).
+ */
+enum rb_err rb_netns_netem(struct rb_netns *ns, int delay_ms, double loss_pct,
+                           struct rb_error *err);
+
+/* Removes what is left (the namespace, the link) and frees. NULL is fine. */
+void rb_netns_free(struct rb_netns *ns);
 
 #endif /* REBOUND_FAULTS_H */

@@ -69,6 +69,7 @@ struct rb_sup {
     struct rb_restart_policy restart;
     struct rb_mem_limit mem;
     struct rb_clock *clock; /* borrowed */
+    struct rb_netns *netns; /* borrowed */
     int catch_signals;
     int64_t timeout_ms;
     rb_fault_event_fn on_event;
@@ -160,6 +161,17 @@ int64_t rb__oom_next(const struct rb_sup *sup);
 /* After the attempt died: blames the cgroup OOM killer if it acted, and
  * removes the attempt's cgroup. */
 void rb__oom_attempt_end(struct rb_sup *sup, int signal);
+
+/* ---- netns.c ----------------------------------------------------------- */
+
+/* In the forked child: a new network namespace. Returns 0 or an errno. */
+int rb__netns_child(void);
+
+/* Names the child's namespace and wires it to the host. */
+enum rb_err rb__netns_attach(struct rb_netns *ns, pid_t pid, struct rb_error *err);
+
+/* Removes the attempt's namespace and link. */
+void rb__netns_detach(struct rb_netns *ns);
 
 /* ---- keeper.c ---------------------------------------------------------- */
 

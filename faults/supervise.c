@@ -104,6 +104,7 @@ enum rb_err rb_sup_new(const struct rb_sup_opts *opts, struct rb_sup **out,
     if (sup->mem.sample_ms == 0)
         sup->mem.sample_ms = 10;
     sup->clock = opts->clock;
+    sup->netns = opts->netns;
     sup->catch_signals = opts->catch_signals;
     sup->timeout_ms = opts->timeout_ms;
     sup->on_event = opts->on_event;
@@ -118,10 +119,12 @@ enum rb_err rb_sup_add_fault(struct rb_sup *sup, const struct rb_fault_spec *spe
     const struct rb_trigger *t = &spec->trigger;
     struct rb__fault *faults, *f;
 
-    if (spec->form < RB_FAULT_NOTICE || spec->form > RB_FAULT_CLOCK_JUMP)
+    if (spec->form < RB_FAULT_NOTICE || spec->form > RB_FAULT_PARTITION)
         return rb__fx_fail(err, RB_EINVAL, "fault form '%d' is unknown", (int)spec->form);
     if (spec->form == RB_FAULT_CLOCK_JUMP && !sup->clock)
         return rb__fx_fail(err, RB_EINVAL, "fault 'clock-jump' needs a skewed clock");
+    if (spec->form == RB_FAULT_PARTITION && !sup->netns)
+        return rb__fx_fail(err, RB_EINVAL, "fault 'partition' needs a network namespace");
     if ((int)t->when < RB_TRIGGER_NONE || t->when > RB_TRIGGER_EXTERNAL)
         return rb__fx_fail(err, RB_EINVAL, "trigger '%d' is unknown", (int)t->when);
     if (t->when >= RB_TRIGGER_STEP_START && t->when <= RB_TRIGGER_STEP_COMMIT &&
@@ -368,9 +371,10 @@ static void child_fail(int fd, int e)
 /* In the child: own group, death with the parent, clean signal state,
  * limits, then exec. Reports an errno through errfd on failure. */
 static void child_main(struct rb_sup *sup, const char *path, char **envp, int evw,
-                       int errfd, pid_t parent)
+                       int errfd, int gofd, pid_t parent)
 {
     sigset_t none;
+    char go;
     int e;
 
     setpgid(0, 0);
@@ -378,6 +382,16 @@ static void child_main(struct rb_sup *sup, const char *path, char **envp, int ev
         child_fail(errfd, errno);
     if (getppid() != parent)
         _exit(127); /* the supervisor died before we could tie our fate to it */
+    if (sup->netns) {
+        /* Our own network, wired by the supervisor while we wait. */
+        e = rb__netns_child();
+        if (e)
+            child_fail(errfd, e);
+        while ((e = (int)read(gofd, &go, 1)) < 0 && errno == EINTR)
+            ;
+        if (e != 1)
+            _exit(127); /* the supervisor could not wire it */
+    }
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGINT, SIG_DFL);
@@ -404,7 +418,7 @@ static void child_main(struct rb_sup *sup, const char *path, char **envp, int ev
 
 static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
 {
-    int ev[2] = {-1, -1}, ep[2] = {-1, -1}, e = 0;
+    int ev[2] = {-1, -1}, ep[2] = {-1, -1}, gp[2] = {-1, -1}, e = 0;
     char **envp = NULL, *path = NULL;
     enum rb_err rc = RB_OK;
     pid_t pid, parent = getpid();
@@ -416,7 +430,8 @@ static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
                          sup->argv[0], strchr(sup->argv[0], '/') ? "" : " on PATH");
         goto out;
     }
-    if (pipe2(ev, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0) {
+    if (pipe2(ev, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0 ||
+        pipe2(gp, O_CLOEXEC) != 0) {
         rc = rb__fx_fail_errno(err, RB_EIO, errno, "cannot make the agent's pipes");
         goto out;
     }
@@ -437,12 +452,27 @@ static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
     if (pid == 0) {
         close(ev[0]);
         close(ep[0]);
-        child_main(sup, path, envp, ev[1], ep[1], parent);
+        close(gp[1]);
+        child_main(sup, path, envp, ev[1], ep[1], gp[0], parent);
     }
     close(ep[1]);
     ep[1] = -1;
     close(ev[1]);
     ev[1] = -1;
+    close(gp[0]);
+    gp[0] = -1;
+    if (sup->netns) {
+        rc = rb__netns_attach(sup->netns, pid, err);
+        if (rc == RB_OK && write(gp[1], "g", 1) != 1)
+            rc = rb__fx_fail_errno(err, RB_EIO, errno, "cannot start agent '%s'",
+                                   sup->argv[0]);
+        if (rc != RB_OK) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            goto out;
+        }
+    }
     /* Blocks until exec succeeded (the pipe closes) or failed (an errno). */
     do
         n = read(ep[0], &e, sizeof(e));
@@ -470,6 +500,10 @@ out:
         close(ep[0]);
     if (ep[1] >= 0)
         close(ep[1]);
+    if (gp[0] >= 0)
+        close(gp[0]);
+    if (gp[1] >= 0)
+        close(gp[1]);
     free_strv(envp);
     free(path);
     return rc;
@@ -616,6 +650,8 @@ static void end_attempt(struct rb_sup *sup, int exit_code, int sig)
         sup->pidfd = -1;
     }
     rb__oom_attempt_end(sup, sig);
+    if (sup->netns)
+        rb__netns_detach(sup->netns);
     if (sup->clock)
         rb_clock_cleanup_pid(sup->pid);
     rb__faults_attempt_end(sup);

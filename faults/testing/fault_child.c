@@ -11,16 +11,22 @@
  *   rb_fault_child time K OUT    K clock readings, GAP_MS apart (real time);
  *                                JUMP_OVER=S stops once the skew passes S
  *   rb_fault_child spawn 0 OUT   start a grandchild, then wait
+ *   rb_fault_child net K OUT     K TCP connects to NET_ADDR:NET_PORT, GAP_MS
+ *                                apart; stops once it saw ok, fail, ok
  */
 #include <rebound/rebound.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -219,6 +225,68 @@ static int run_spawn(void)
         pause();
 }
 
+/* One connect with a 300 ms limit: 0 or an errno (ETIMEDOUT). */
+static int try_connect(const char *addr, int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    struct pollfd p;
+    socklen_t len = sizeof(int);
+    int fd, e = 0;
+
+    a.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, addr, &a.sin_addr) != 1)
+        return EINVAL;
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        e = errno;
+        if (e == EINPROGRESS) {
+            p.fd = fd;
+            p.events = POLLOUT;
+            if (poll(&p, 1, 300) == 1)
+                getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+            else
+                e = ETIMEDOUT;
+        }
+    }
+    close(fd);
+    return e;
+}
+
+static int run_net(long k)
+{
+    const char *addr = getenv("NET_ADDR");
+    long port = env_long("NET_PORT", 0), gap = env_long("GAP_MS", 50), i;
+    char ifaces[1024] = "", line[256];
+    int phase = 0; /* 0: no ok yet, 1: ok seen, 2: then a failure, 3: ok again */
+    FILE *f = fopen("/proc/net/dev", "r");
+
+    while (f && fgets(line, sizeof(line), f)) {
+        char *colon = strchr(line, ':'), *name = line;
+        if (!colon)
+            continue;
+        *colon = '\0';
+        while (*name == ' ')
+            name++;
+        snprintf(ifaces + strlen(ifaces), sizeof(ifaces) - strlen(ifaces), "%s,", name);
+    }
+    if (f)
+        fclose(f);
+    note("ifaces=%s", ifaces);
+    for (i = 0; i < k && phase < 3 && addr; i++) {
+        int e = try_connect(addr, (int)port);
+
+        note(e ? "net fail %d" : "net ok", e);
+        if (!e && (phase == 0 || phase == 2))
+            phase++;
+        else if (e && phase == 1)
+            phase = 2;
+        real_sleep_ms(gap);
+    }
+    return phase == 3 ? 0 : 5;
+}
+
 int main(int argc, char **argv)
 {
     long n;
@@ -237,6 +305,8 @@ int main(int argc, char **argv)
         return run_time(n);
     if (strcmp(argv[1], "spawn") == 0)
         return run_spawn();
+    if (strcmp(argv[1], "net") == 0)
+        return run_net(n);
     fprintf(stderr, "rb_fault_child: unknown mode '%s'\n", argv[1]);
     return 2;
 }

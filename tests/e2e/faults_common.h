@@ -279,6 +279,7 @@ struct fc_case {
     int n_faults;
     struct rb_mem_limit mem;
     struct rb_clock *clock;
+    struct rb_netns *netns;
     int max_attempts;
     /* results */
     struct rb_sup_result res;
@@ -318,6 +319,7 @@ static inline void fc_run(struct fc_case *c)
     o.restart.max_attempts = c->max_attempts;
     o.mem = c->mem;
     o.clock = c->clock;
+    o.netns = c->netns;
     o.timeout_ms = 60000; /* hang guard */
     o.on_event = fc_on_event;
     o.event_arg = &c->ev;

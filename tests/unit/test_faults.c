@@ -493,6 +493,9 @@ static void sup_rejects_bad_input(void **state)
     f.trigger.step = 1;
     assert_int_equal(rb_sup_add_fault(sup, &f, &err), RB_EINVAL);
     assert_string_equal(err.message, "fault 'clock-jump' needs a skewed clock");
+    f.form = RB_FAULT_PARTITION;
+    assert_int_equal(rb_sup_add_fault(sup, &f, &err), RB_EINVAL);
+    assert_string_equal(err.message, "fault 'partition' needs a network namespace");
     assert_int_equal(rb_sup_run(sup, &res, &err), RB_ECHILD);
     assert_string_equal(
         err.message, "cannot start agent 'no-such-program-rebound': not found on PATH");
