@@ -377,18 +377,37 @@ static enum MHD_Result handle(struct rb_world *w, struct MHD_Connection *c, stru
     if (rc != RB_OK)
         rc = rb__world_reply_error(&rep, 500, "the world ran out of memory",
                                    "server_error", NULL, NULL);
+    /* faults that answer in the world's place */
+    if (rc == RB_OK && hit.id && hit.f.kind == RB_WORLD_FAULT_SERVER_ERROR) {
+        rep.latency_ms = 0;
+        rc = rb__world_reply_error(&rep, hit.f.status,
+                                   "the server had an error while processing your "
+                                   "request (injected by the world)",
+                                   "server_error", NULL, NULL);
+    } else if (rc == RB_OK && hit.id && hit.f.kind == RB_WORLD_FAULT_RATE_LIMIT) {
+        rep.latency_ms = 0;
+        rc = rb__world_reply_error(
+            &rep, 429, "rate limit reached for requests (injected by the world)",
+            "requests", NULL, "rate_limit_exceeded");
+        rep.retry_after_s = hit.f.retry_after_s;
+    } else if (rc == RB_OK && hit.id &&
+               (hit.f.kind == RB_WORLD_FAULT_RESET ||
+                hit.f.kind == RB_WORLD_FAULT_REFUSED ||
+                hit.f.kind == RB_WORLD_FAULT_STALL)) {
+        rep.body.len = 0; /* nothing is sent */
+    }
     pthread_mutex_lock(&w->lock);
     rb__world_journal_describe(w, r->entry, &rep, &hit);
     pthread_mutex_unlock(&w->lock);
     if (rc != RB_OK)
         goto out;
 
-    switch (hit.id ? hit.f.kind : 0) {
-    case RB_WORLD_FAULT_RESET:
-    case RB_WORLD_FAULT_REFUSED:
+    if (hit.id &&
+        (hit.f.kind == RB_WORLD_FAULT_RESET || hit.f.kind == RB_WORLD_FAULT_REFUSED)) {
         ret = reset(c);
         goto out;
-    case RB_WORLD_FAULT_STALL:
+    }
+    if (hit.id && hit.f.kind == RB_WORLD_FAULT_STALL) {
         pthread_mutex_lock(&w->lock);
         rb__world_wait(
             w,
@@ -396,24 +415,6 @@ static enum MHD_Result handle(struct rb_world *w, struct MHD_Connection *c, stru
             hit.id);
         pthread_mutex_unlock(&w->lock);
         goto out; /* close without an answer */
-    case RB_WORLD_FAULT_SERVER_ERROR:
-        rep.latency_ms = 0;
-        if (rb__world_reply_error(&rep, hit.f.status,
-                                  "the server had an error while processing your request "
-                                  "(injected by the world)",
-                                  "server_error", NULL, NULL) != RB_OK)
-            goto out;
-        break;
-    case RB_WORLD_FAULT_RATE_LIMIT:
-        rep.latency_ms = 0;
-        if (rb__world_reply_error(
-                &rep, 429, "rate limit reached for requests (injected by the world)",
-                "requests", NULL, "rate_limit_exceeded") != RB_OK)
-            goto out;
-        rep.retry_after_s = hit.f.retry_after_s;
-        break;
-    default:
-        break;
     }
     if (rep.latency_ms > 0) {
         pthread_mutex_lock(&w->lock);
