@@ -30,6 +30,8 @@ static void blame(struct rb_sup *sup, const struct rb__fault *f, const char *kin
     sup->blame.form = rb_fault_form_name(f->spec.form);
     snprintf(sup->blame.trigger, sizeof(sup->blame.trigger), "%s", f->desc);
     sup->blame.limit = sup->mem.max_bytes;
+    sup->blame.by_kill =
+        f->spec.form == RB_FAULT_SIGKILL || f->spec.form == RB_FAULT_OOM_KILL;
 }
 
 static json_t *fault_json(const struct rb_sup *sup, const struct rb__fault *f)

@@ -60,6 +60,7 @@ struct rb__blame {
     const char *form; /* form or mechanism name (static) */
     char trigger[96]; /* trigger description, or "" */
     int64_t limit;    /* memory limit in bytes, or 0 */
+    int by_kill;      /* a SIGKILL: it claims only a death by signal */
 };
 
 struct rb_sup {

@@ -363,6 +363,7 @@ void rb__oom_tick(struct rb_sup *sup, int64_t now)
     sup->blame.form = "watchdog";
     sup->blame.trigger[0] = '\0';
     sup->blame.limit = sup->mem.max_bytes;
+    sup->blame.by_kill = 1;
     kill(-sup->pgid, SIGKILL);
     sup->injected++;
     o = json_object();

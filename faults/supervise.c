@@ -777,6 +777,11 @@ static void watch_attempt(struct rb_sup *sup, struct rb_sup_result *res, int64_t
             break;
         }
     }
+    if (sup->blame.set && sup->blame.by_kill && !sig) {
+        /* The agent exited on its own before the SIGKILL landed: the fault
+         * was injected (and reported) but did not end this attempt. */
+        memset(&sup->blame, 0, sizeof(sup->blame));
+    }
     res->exit_code = sig ? -1 : exit_code;
     res->signal = sig;
     end_attempt(sup, exit_code, sig);
