@@ -336,6 +336,17 @@ static enum rb_err route(struct rb_world *w, struct MHD_Connection *c, struct re
                                  "unknown_url");
 }
 
+/* Gives the harness's callback a copy of journal entry `idx`. */
+static void notify(struct rb_world *w, size_t idx)
+{
+    struct rb_world_entry e;
+
+    if (!w->cfg.on_entry || idx == SIZE_MAX)
+        return;
+    if (rb_world_journal_read(w, idx, &e, 1) == 1)
+        w->cfg.on_entry(w->cfg.on_entry_arg, &e);
+}
+
 static int is_dry(const struct rb__world_hit *hit)
 {
     return hit->id && hit->f.kind != RB_WORLD_FAULT_TRUNCATE &&
@@ -399,6 +410,7 @@ static enum MHD_Result handle(struct rb_world *w, struct MHD_Connection *c, stru
     pthread_mutex_lock(&w->lock);
     rb__world_journal_describe(w, r->entry, &rep, &hit);
     pthread_mutex_unlock(&w->lock);
+    notify(w, r->entry);
     if (rc != RB_OK)
         goto out;
 
@@ -472,6 +484,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         rb__world_journal_end(w, r->entry, r->status,
                               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
         pthread_mutex_unlock(&w->lock);
+        notify(w, r->entry);
     }
     rb_buf_release(&r->body);
     free(r);

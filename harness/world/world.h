@@ -25,6 +25,17 @@
  * Configuration
  */
 
+struct rb_world_entry;
+
+/*
+ * Called for each journal entry twice: when the request has been read
+ * (end_ns is 0) and when the exchange has ended. `e` is a copy, borrowed for
+ * the call. It runs on the connection's thread, concurrently with other
+ * calls, without the world's lock: it may add or heal faults (to fire one
+ * after the K-th LLM call, say), and must not stop the world.
+ */
+typedef void (*rb_world_entry_fn)(void *arg, const struct rb_world_entry *e);
+
 struct rb_world_config {
     uint16_t port;      /* 0: pick a free port (see rb_world_port()) */
     uint64_t seed;      /* answers are a function of (seed, request) */
@@ -34,6 +45,8 @@ struct rb_world_config {
     char *model;        /* owned; model listed by /v1/models; NULL: "rebound-world" */
     char *journal_path; /* owned; journal written here as JSON lines, or NULL */
     char *faults;       /* owned; JSON array of faults active from the start, or NULL */
+    rb_world_entry_fn on_entry; /* may be NULL */
+    void *on_entry_arg;         /* passed to on_entry */
 };
 
 /* Sets the defaults. Allocates nothing. */

@@ -643,6 +643,58 @@ static void test_journal(void **state)
     assert_int_equal(lines, 3);
 }
 
+/* The callback fires a fault after the 2nd LLM call has ended: the 3rd is
+ * hit, the 4th is not. */
+struct watcher {
+    struct rb_world *w;
+    int started, ended; /* LLM calls seen */
+    int add_failed;     /* adding the fault failed */
+};
+
+static void on_entry(void *arg, const struct rb_world_entry *e)
+{
+    struct watcher *wt = arg;
+
+    if (strcmp(e->route, "/v1/chat/completions") != 0)
+        return;
+    if (!e->end_ns) {
+        __atomic_add_fetch(&wt->started, 1, __ATOMIC_SEQ_CST);
+        return;
+    }
+    /* (no cmocka asserts here: this runs on a world thread) */
+    if (__atomic_add_fetch(&wt->ended, 1, __ATOMIC_SEQ_CST) == 2 &&
+        rb_world_faults_add_json(wt->w, "{\"kind\":\"server_error\",\"count\":1}", NULL,
+                                 0, NULL, NULL) != RB_OK)
+        wt->add_failed = 1;
+}
+
+static void test_entry_callback(void **state)
+{
+    struct rb_world_config cfg;
+    struct watcher wt = {NULL, 0, 0, 0};
+    struct resp r;
+    int i, want[4] = {200, 200, 503, 200};
+
+    (void)state;
+    rb_world_config_init(&cfg);
+    cfg.on_entry = on_entry;
+    cfg.on_entry_arg = &wt;
+    assert_int_equal(rb_world_start(&cfg, &wt.w, NULL), RB_OK);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(post(rb_world_port(wt.w), "/v1/chat/completions", hello, &r), 0);
+        assert_int_equal(r.status, want[i]);
+        resp_free(&r);
+        /* the end of an exchange is seen after the client has its answer */
+        for (int k = 0; k < 5000 && __atomic_load_n(&wt.ended, __ATOMIC_SEQ_CST) < i + 1;
+             k++)
+            usleep(2000);
+    }
+    rb_world_stop(wt.w);
+    assert_int_equal(wt.started, 4);
+    assert_int_equal(wt.ended, 4);
+    assert_false(wt.add_failed);
+}
+
 /* ---- faults through the in-process API --------------------------------------- */
 
 static void test_fault_count_and_route(void **state)
@@ -993,6 +1045,7 @@ int main(void)
         cmocka_unit_test(test_read_only_tools_are_deterministic),
         cmocka_unit_test(test_idempotency_key),
         cmocka_unit_test(test_journal),
+        cmocka_unit_test(test_entry_callback),
         cmocka_unit_test(test_fault_count_and_route),
         cmocka_unit_test(test_fault_share_is_seeded),
         cmocka_unit_test(test_fault_heal_and_bad_faults),
