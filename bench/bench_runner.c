@@ -51,6 +51,17 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* User plus system CPU time of this process so far, in seconds. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
 static long maxrss_kb(void)
 {
     struct rusage ru;
@@ -149,7 +160,8 @@ static void fail_rb(const char *what, const struct rb_error *err)
 }
 
 /* `steps DIR N DUR [FIRST]`: N no-op steps (keys FIRST..FIRST+N-1) in run
- * "bench" of store DIR. Prints: seconds, mean us, p50 us, p99 us, maxrss KiB. */
+ * "bench" of store DIR. Prints: seconds, mean us, p50 us, p99 us, maxrss
+ * KiB, CPU (user + system) us per step. */
 static int child_steps(int argc, char **argv)
 {
     struct rb_store_opts sopts = {0};
@@ -159,7 +171,7 @@ static int child_steps(int argc, char **argv)
     struct rb_buf out;
     struct hist *h = calloc(1, sizeof(*h));
     long n, first = 0, i;
-    double t0, t1, prev;
+    double t0, t1, prev, c0;
     char key[32];
 
     if (argc < 5 || !h)
@@ -174,6 +186,7 @@ static int child_steps(int argc, char **argv)
         fail_rb("cannot open store", &err);
     if (rb_run_open(store, RUN_ID, NULL, &run, &err) != RB_OK)
         fail_rb("cannot open run", &err);
+    c0 = cpu_s();
     t0 = now_s();
     prev = t0;
     for (i = 0; i < n; i++) {
@@ -187,8 +200,9 @@ static int child_steps(int argc, char **argv)
         prev = t;
     }
     t1 = now_s();
-    printf("%.6f %.3f %.3f %.3f %ld\n", t1 - t0, (t1 - t0) * 1e6 / (double)n,
-           hist_pct(h, 50), hist_pct(h, 99), maxrss_kb());
+    printf("%.6f %.3f %.3f %.3f %ld %.3f\n", t1 - t0, (t1 - t0) * 1e6 / (double)n,
+           hist_pct(h, 50), hist_pct(h, 99), maxrss_kb(),
+           (cpu_s() - c0) * 1e6 / (double)n);
     rb_buf_release(&out);
     rb_run_close(run);
     rb_store_close(store);
@@ -207,7 +221,7 @@ static void sq_check(sqlite3 *db, int rc, const char *what)
 /* `bare DIR N DUR`: the same records as N no-op steps, written with bare
  * SQLite: the store is created by rb_store_open() (so the table is the very
  * same), then each row is one autocommit INSERT of a prepared statement, in
- * WAL mode with the same synchronous setting. Prints as `steps`. */
+ * WAL mode with the same synchronous setting. Prints as `steps` does. */
 static int child_bare(int argc, char **argv)
 {
     static const char insert_sql[] =
@@ -224,7 +238,7 @@ static int child_bare(int argc, char **argv)
     sqlite3_stmt *st = NULL;
     char hash[RB_HASH_HEX_LEN + 1], key[32], path[4096], sql[64];
     long n, i;
-    double t0, t1, prev;
+    double t0, t1, prev, c0;
 
     if (argc < 5 || !h)
         die("usage: bare DIR N normal|full");
@@ -250,6 +264,7 @@ static int child_bare(int argc, char **argv)
              "prepare");
     rb_hash_hex("", 0, hash); /* input and output of a no-op step are empty */
 
+    c0 = cpu_s();
     t0 = now_s();
     prev = t0;
     for (i = 0; i < n; i++) {
@@ -273,8 +288,9 @@ static int child_bare(int argc, char **argv)
         prev = t;
     }
     t1 = now_s();
-    printf("%.6f %.3f %.3f %.3f %ld\n", t1 - t0, (t1 - t0) * 1e6 / (double)n,
-           hist_pct(h, 50), hist_pct(h, 99), maxrss_kb());
+    printf("%.6f %.3f %.3f %.3f %ld %.3f\n", t1 - t0, (t1 - t0) * 1e6 / (double)n,
+           hist_pct(h, 50), hist_pct(h, 99), maxrss_kb(),
+           (cpu_s() - c0) * 1e6 / (double)n);
     sqlite3_finalize(st);
     sqlite3_close(db);
     free(h);
@@ -321,11 +337,9 @@ static int child_resume(int argc, char **argv)
 
 /* ---- parent: spawning ------------------------------------------------------------- */
 
-#define MAX_VALS 8
-
 /* Spawns argv with stdout into a pipe (or /dev/null when vals is NULL) and
- * stdin from /dev/null; waits. Parses up to MAX_VALS numbers from its output
- * into vals. Returns the wall seconds from spawn to exit. Dies if the child
+ * stdin from /dev/null; waits. Parses nvals numbers from its output into
+ * vals. Returns the wall seconds from spawn to exit. Dies if the child
  * fails. */
 static double spawn_wait(char *const argv[], double *vals, int nvals)
 {
@@ -446,8 +460,12 @@ static double maximum(const struct series *s)
 
 static void row(const char *what, const struct series *s, const char *unit)
 {
-    printf("  %-52s %10.1f %10.1f %10.1f  %-3s %3d\n", what, median(s), minimum(s),
-           maximum(s), unit, s->n);
+    if (strcmp(unit, "x") == 0) /* ratios get two decimals */
+        printf("  %-52s %10.2f %10.2f %10.2f  %-3s %3d\n", what, median(s), minimum(s),
+               maximum(s), unit, s->n);
+    else
+        printf("  %-52s %10.1f %10.1f %10.1f  %-3s %3d\n", what, median(s), minimum(s),
+               maximum(s), unit, s->n);
     fflush(stdout);
 }
 
@@ -492,13 +510,20 @@ static void store_path(const struct config *c, char *buf, size_t size, const cha
     snprintf(buf, size, "%s/%s-%d", c->work, name, i);
 }
 
-/* Runs the `steps` or `bare` child on a fresh store; adds its numbers. */
-static void step_run(const struct config *c, const char *mode, const char *dur, long n,
-                     int i, struct series *mean, struct series *p50, struct series *p99,
-                     struct series *rss)
+/* What one `steps` or `bare` child measured. */
+struct step_result {
+    double mean, p50, p99; /* wall us per step */
+    double rss;            /* peak RSS, KiB */
+    double cpu;            /* user + system CPU us per step */
+};
+
+/* Runs the `steps` or `bare` child with n steps on a fresh store. */
+static struct step_result step_run(const struct config *c, const char *mode,
+                                   const char *dur, long n, int i)
 {
+    struct step_result r;
     char dir[4096], count[32], name[64];
-    double v[5];
+    double v[6];
 
     snprintf(name, sizeof(name), "%s-%s", mode, dur);
     store_path(c, dir, sizeof(dir), name, i);
@@ -507,31 +532,42 @@ static void step_run(const struct config *c, const char *mode, const char *dur, 
     {
         char *const argv[] = {(char *)c->self, (char *)mode, dir,
                               count,           (char *)dur,  NULL};
-        spawn_wait(argv, v, 5);
+        spawn_wait(argv, v, 6);
     }
-    add(mean, v[1]);
-    if (p50)
-        add(p50, v[2]);
-    if (p99)
-        add(p99, v[3]);
-    if (rss)
-        add(rss, v[4]);
     rm_store(dir);
+    r.mean = v[1];
+    r.p50 = v[2];
+    r.p99 = v[3];
+    r.rss = v[4];
+    r.cpu = v[5];
+    return r;
 }
 
 static void bench_steps(const struct config *c, const char *dur, int repeats,
                         struct series *rss_out)
 {
     struct series rb = {0}, bare = {0}, rb50 = {0}, rb99 = {0}, bare50 = {0},
-                  bare99 = {0}, ratio = {0}, rss = {0};
+                  bare99 = {0}, ratio = {0}, rss = {0}, rbcpu = {0}, barecpu = {0},
+                  cpuratio = {0};
     char title[128], what[128];
     int i;
 
     /* Alternate the two so that load from elsewhere hits both alike. */
     for (i = 0; i < repeats; i++) {
-        step_run(c, "steps", dur, c->steps, i, &rb, &rb50, &rb99, &rss);
-        step_run(c, "bare", dur, c->steps, i, &bare, &bare50, &bare99, NULL);
-        add(&ratio, rb.v[i] / bare.v[i]);
+        struct step_result r = step_run(c, "steps", dur, c->steps, i);
+        struct step_result b = step_run(c, "bare", dur, c->steps, i);
+
+        add(&rb, r.mean);
+        add(&rb50, r.p50);
+        add(&rb99, r.p99);
+        add(&rbcpu, r.cpu);
+        add(&rss, r.rss);
+        add(&bare, b.mean);
+        add(&bare50, b.p50);
+        add(&bare99, b.p99);
+        add(&barecpu, b.cpu);
+        add(&ratio, r.mean / b.mean);
+        add(&cpuratio, r.cpu / b.cpu);
     }
     snprintf(title, sizeof(title), "per-step cost, %s durability, %ld-step run (us)", dur,
              c->steps);
@@ -539,10 +575,13 @@ static void bench_steps(const struct config *c, const char *dur, int repeats,
     row("rb_step, no-op step: mean", &rb, "us");
     row("  p50", &rb50, "us");
     row("  p99", &rb99, "us");
+    row("  CPU time (user + system)", &rbcpu, "us");
     row("bare SQLite INSERT, same row, own transaction: mean", &bare, "us");
     row("  p50", &bare50, "us");
     row("  p99", &bare99, "us");
-    row("ratio rb_step / bare (per repeat)", &ratio, "x");
+    row("  CPU time (user + system)", &barecpu, "us");
+    row("ratio rb_step / bare, mean (per repeat)", &ratio, "x");
+    row("ratio rb_step / bare, CPU time (per repeat)", &cpuratio, "x");
     snprintf(what, sizeof(what), "RATIO of medians (target <= 1.30): %.2fx",
              median(&rb) / median(&bare));
     printf("  %s\n", what);
@@ -558,7 +597,7 @@ static void bench_resume(const struct config *c, long n, const char *name, int k
     struct series total = {0}, open_store = {0}, open_run = {0}, step = {0}, proc = {0},
                   rss = {0}, fill = {0}, p50 = {0}, p99 = {0};
     char dir[4096], count[32], key[32], title[128];
-    double v[5];
+    double v[6];
     int i;
 
     store_path(c, dir, sizeof(dir), name, 0);
@@ -566,7 +605,7 @@ static void bench_resume(const struct config *c, long n, const char *name, int k
     rm_store(dir);
     {
         char *const argv[] = {(char *)c->self, "steps", dir, count, "normal", NULL};
-        spawn_wait(argv, v, 5);
+        spawn_wait(argv, v, 6);
         add(&fill, v[1]);
         add(&p50, v[2]);
         add(&p99, v[3]);
@@ -603,18 +642,20 @@ static void bench_resume(const struct config *c, long n, const char *name, int k
 static void bench_rss(const struct config *c, const struct series *rss_small,
                       const struct series *rss_steps, const struct series *rss_big)
 {
-    struct series rss2k = {0}, dummy = {0};
+    struct series rss2k = {0};
     char what[128];
     int i;
 
     for (i = 0; i < 3; i++)
-        step_run(c, "steps", "normal", 2000, 100 + i, &dummy, NULL, NULL, &rss2k);
+        add(&rss2k, step_run(c, "steps", "normal", 2000, 100 + i).rss);
     header("peak RSS (getrusage ru_maxrss) of a process running N no-op steps (KiB)");
     snprintf(what, sizeof(what), "N = %ld", c->small);
     row(what, rss_small, "KiB");
     row("N = 2000", &rss2k, "KiB");
-    snprintf(what, sizeof(what), "N = %ld", c->steps);
-    row(what, rss_steps, "KiB");
+    if (rss_steps->n) { /* from the NORMAL step bench, when it ran */
+        snprintf(what, sizeof(what), "N = %ld", c->steps);
+        row(what, rss_steps, "KiB");
+    }
     snprintf(what, sizeof(what), "N = %ld", c->big);
     row(what, rss_big, "KiB");
 }
@@ -711,7 +752,7 @@ static int parent(int argc, char **argv)
     c.big = 100000;
     c.small = 200;
     c.cli = 200;
-    c.repeats = 7;
+    c.repeats = 9;
     c.full_repeats = 3;
     for (i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

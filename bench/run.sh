@@ -15,11 +15,22 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-release}
 work=${BENCH_WORK:-$build/bench-work}
 
+# Build only what is run: the CLI and the bench programs.
 gen=()
 command -v ninja >/dev/null && [ ! -f "$build/CMakeCache.txt" ] && gen=(-G Ninja)
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DRB_TESTS=OFF \
-    -DRB_BENCH=ON >/dev/null
-cmake --build "$build" -j "$(nproc)" >/dev/null
+targets=(rebound)
+for src in bench/bench_*.c; do
+    targets+=("$(basename "$src" .c)")
+done
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! { cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DRB_TESTS=OFF \
+    -DRB_BENCH=ON && cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"; } \
+    >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "bench/run.sh: the build failed (above)" >&2
+    exit 1
+fi
 
 mkdir -p "$work"
 rm -rf "${work:?}"/*
