@@ -36,8 +36,10 @@ static const char help[] =
     "  --jitter MS      plus 0..MS, drawn from the seed and request (default 0)\n"
     "  --model NAME     model listed by /v1/models (default rebound-world)\n"
     "  --journal FILE   write the journal to FILE as JSON lines (truncated)\n"
+    "  --journal-bodies put each request's and answer's body in those lines\n"
     "  --config FILE    JSON config: port, seed, turns, latency_ms, jitter_ms,\n"
-    "                   model, journal, faults; options given here win\n"
+    "                   model, journal, journal_bodies, faults; options given\n"
+    "                   here win\n"
     "  -h, --help       show this help\n"
     "\n"
     "exit codes: 0 stopped by SIGINT/SIGTERM; 2 bad usage or config; 10 cannot\n"
@@ -67,7 +69,8 @@ enum {
     OPT_JITTER,
     OPT_MODEL,
     OPT_JOURNAL,
-    OPT_CONFIG
+    OPT_CONFIG,
+    OPT_BODIES /* a flag, kept apart from the valued options above */
 };
 
 struct opts {
@@ -141,6 +144,7 @@ int cmd_world(int argc, char **argv)
         {"model", required_argument, NULL, OPT_MODEL},
         {"journal", required_argument, NULL, OPT_JOURNAL},
         {"config", required_argument, NULL, OPT_CONFIG},
+        {"journal-bodies", no_argument, NULL, OPT_BODIES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -149,7 +153,7 @@ int cmd_world(int argc, char **argv)
     struct rb_world *w = NULL;
     struct rb_error err;
     sigset_t set;
-    int c, sig = 0, rc = EXIT_OK;
+    int c, sig = 0, rc = EXIT_OK, bodies = 0;
 
     memset(&o, 0, sizeof(o));
     rb_world_config_init(&cfg);
@@ -160,6 +164,10 @@ int cmd_world(int argc, char **argv)
         if (c == 'h') {
             fputs(help, stdout);
             goto out;
+        }
+        if (c == OPT_BODIES) {
+            bodies = 1;
+            continue;
         }
         if (c >= OPT_PORT && c <= OPT_CONFIG) {
             o.val[c - OPT_PORT] = optarg;
@@ -191,6 +199,8 @@ int cmd_world(int argc, char **argv)
     rc = apply(&o, &cfg);
     if (rc != EXIT_OK)
         goto out;
+    if (bodies)
+        cfg.journal_bodies = 1;
 
     /* Block the stop signals before any thread starts, so that all threads
      * inherit the mask and sigwait() below receives them. */

@@ -69,8 +69,9 @@ static enum rb_err str_key(const json_t *root, const char *key, char **out,
 enum rb_err rb_world_config_load(const char *path, struct rb_world_config *cfg,
                                  struct rb_error *err)
 {
-    static const char *const known[] = {"port",      "seed",  "turns",   "latency_ms",
-                                        "jitter_ms", "model", "journal", "faults"};
+    static const char *const known[] = {"port",       "seed",           "turns",
+                                        "latency_ms", "jitter_ms",      "model",
+                                        "journal",    "journal_bodies", "faults"};
     json_error_t jerr;
     json_t *root, *v;
     struct rb_world_fault *fs = NULL;
@@ -118,7 +119,7 @@ enum rb_err rb_world_config_load(const char *path, struct rb_world_config *cfg,
         if (i == sizeof(known) / sizeof(known[0])) {
             rc = bad(err, path,
                      "unknown key '%s' (known: port, seed, turns, latency_ms, jitter_ms, "
-                     "model, journal, faults)",
+                     "model, journal, journal_bodies, faults)",
                      key);
             goto out;
         }
@@ -131,6 +132,13 @@ enum rb_err rb_world_config_load(const char *path, struct rb_world_config *cfg,
         (rc = str_key(root, "model", &model, path, err)) != RB_OK ||
         (rc = str_key(root, "journal", &journal, path, err)) != RB_OK)
         goto out;
+    v = json_object_get(root, "journal_bodies");
+    if (v && !json_is_boolean(v)) {
+        rc = bad(err, path, "'%s' must be true or false", "journal_bodies");
+        goto out;
+    }
+    if (v)
+        next.journal_bodies = json_is_true(v);
     v = json_object_get(root, "faults");
     if (v) {
         char msg[sizeof(err->message)];

@@ -58,6 +58,11 @@ enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
     return rc;
 }
 
+enum rb_err rb__world_lit(struct rb_buf *buf, const char *s)
+{
+    return rb_buf_append(buf, s, strlen(s));
+}
+
 void rb__world_copy(char *dst, size_t size, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -71,13 +76,12 @@ void rb__world_copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
-enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len)
+/* Appends s[0..len) escaped as jansson does, without quotes. */
+static enum rb_err escape(struct rb_buf *buf, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t i, start = 0;
 
-    if (rb_buf_append(buf, "\"", 1) != RB_OK)
-        return RB_ENOMEM;
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
@@ -118,7 +122,65 @@ enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len)
         if (rb_buf_append(buf, esc, n) != RB_OK)
             return RB_ENOMEM;
     }
-    if (rb_buf_append(buf, s + start, len - start) != RB_OK ||
+    return rb_buf_append(buf, s + start, len - start);
+}
+
+enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len)
+{
+    if (rb_buf_append(buf, "\"", 1) != RB_OK || escape(buf, s, len) != RB_OK ||
+        rb_buf_append(buf, "\"", 1) != RB_OK)
+        return RB_ENOMEM;
+    return RB_OK;
+}
+
+/* Length of the valid UTF-8 character at s[0..len) (len > 0, s[0] >= 0x80),
+ * or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s, size_t len)
+{
+    size_t n, i;
+
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        n = 2;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        n = 3;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    if (n > len)
+        return 0;
+    for (i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] > 0x9F) ||
+        (s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] > 0x8F))
+        return 0; /* overlong, surrogate or beyond U+10FFFF */
+    return n;
+}
+
+enum rb_err rb__world_json_text(struct rb_buf *buf, const void *data, size_t len)
+{
+    const char *s = data;
+    size_t i = 0, start = 0, n;
+
+    if (rb_buf_append(buf, "\"", 1) != RB_OK)
+        return RB_ENOMEM;
+    while (i < len) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        n = utf8_len((const unsigned char *)s + i, len - i);
+        if (n) {
+            i += n;
+            continue;
+        }
+        if (escape(buf, s + start, i - start) != RB_OK ||
+            rb_buf_append(buf, "\\ufffd", 6) != RB_OK)
+            return RB_ENOMEM;
+        start = ++i;
+    }
+    if (escape(buf, s + start, len - start) != RB_OK ||
         rb_buf_append(buf, "\"", 1) != RB_OK)
         return RB_ENOMEM;
     return RB_OK;
@@ -196,13 +258,6 @@ enum rb_err rb__world_words(struct rb__world_rng *r, int n, struct rb_buf *out)
     return RB_OK;
 }
 
-json_t *rb__world_error_json(const char *message, const char *type, const char *param,
-                             const char *code)
-{
-    return json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", message, "type",
-                     type, "param", param, "code", code);
-}
-
 void rb__world_reply_init(struct rb__world_reply *rep)
 {
     memset(rep, 0, sizeof(*rep));
@@ -236,18 +291,49 @@ enum rb_err rb__world_reply_json(struct rb__world_reply *rep, int status, const 
     return RB_OK;
 }
 
+/* Appends `s` as a JSON string (made valid UTF-8), or null. */
+static enum rb_err str_or_null(struct rb_buf *buf, const char *s)
+{
+    return s ? rb__world_json_text(buf, s, strlen(s)) : rb_buf_append(buf, "null", 4);
+}
+
 enum rb_err rb__world_reply_error(struct rb__world_reply *rep, int status,
                                   const char *message, const char *type,
                                   const char *param, const char *code)
 {
-    json_t *j = rb__world_error_json(message, type, param, code);
+    struct rb_buf b;
     enum rb_err rc;
 
-    if (!j)
-        return RB_ENOMEM;
-    rc = rb__world_reply_json(rep, status, j);
-    json_decref(j);
-    return rc;
+    /* written directly: a message quoting a broken request may hold bytes
+     * that are not UTF-8 */
+    rb_buf_init(&b);
+    rc = rb__world_lit(&b, "{\"error\":{\"message\":");
+    if (rc == RB_OK)
+        rc = rb__world_json_text(&b, message, strlen(message));
+    if (rc == RB_OK)
+        rc = rb__world_lit(&b, ",\"type\":");
+    if (rc == RB_OK)
+        rc = str_or_null(&b, type);
+    if (rc == RB_OK)
+        rc = rb__world_lit(&b, ",\"param\":");
+    if (rc == RB_OK)
+        rc = str_or_null(&b, param);
+    if (rc == RB_OK)
+        rc = rb__world_lit(&b, ",\"code\":");
+    if (rc == RB_OK)
+        rc = str_or_null(&b, code);
+    if (rc == RB_OK)
+        rc = rb__world_lit(&b, "}}\n");
+    if (rc != RB_OK) {
+        rb_buf_release(&b);
+        return rc;
+    }
+    rb_buf_release(&rep->body);
+    rep->body = b;
+    rep->status = status;
+    rep->content_type = "application/json";
+    rep->sse = 0;
+    return RB_OK;
 }
 
 /* ---- string map ---------------------------------------------------------- */

@@ -28,12 +28,19 @@ int64_t rb__world_now_ns(void); /* CLOCK_MONOTONIC */
 enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Appends the string s (without its terminator). */
+enum rb_err rb__world_lit(struct rb_buf *buf, const char *s);
+
 /* Copies src into dst[size], truncated and always terminated. */
 void rb__world_copy(char *dst, size_t size, const char *src);
 
 /* Appends s[0..len) as a JSON string literal, quotes included, escaped as
  * jansson does (UTF-8 passes through). */
 enum rb_err rb__world_json_str(struct rb_buf *buf, const char *s, size_t len);
+
+/* Appends bytes as a JSON string literal, quotes included; bytes that are not
+ * UTF-8 become U+FFFD, so the result is always valid JSON. */
+enum rb_err rb__world_json_text(struct rb_buf *buf, const void *data, size_t len);
 
 /* `j` as canonical JSON (compact, keys sorted): a new malloc'd string, or
  * NULL when out of memory. */
@@ -54,11 +61,6 @@ uint64_t rb__world_rng_next(struct rb__world_rng *r);
 uint64_t rb__world_rng_below(struct rb__world_rng *r, uint64_t n);
 /* Appends `n` words drawn from r, separated by spaces. */
 enum rb_err rb__world_words(struct rb__world_rng *r, int n, struct rb_buf *out);
-
-/* The OpenAI error body {"error":{"message","type","param","code"}} (param
- * and code may be NULL). A new reference, or NULL when out of memory. */
-json_t *rb__world_error_json(const char *message, const char *type, const char *param,
-                             const char *code);
 
 /* A string -> size_t map (open addressing; keys copied). */
 struct rb__world_map {
@@ -94,7 +96,9 @@ struct rb__world_reply {
 void rb__world_reply_init(struct rb__world_reply *rep);
 void rb__world_reply_release(struct rb__world_reply *rep);
 
-/* Sets rep to `status` with the OpenAI error body; RB_ENOMEM on failure. */
+/* Sets rep to `status` with the OpenAI error body
+ * {"error":{"message","type","param","code"}} (param and code may be NULL:
+ * null); RB_ENOMEM on failure. */
 enum rb_err rb__world_reply_error(struct rb__world_reply *rep, int status,
                                   const char *message, const char *type,
                                   const char *param, const char *code);
@@ -177,8 +181,10 @@ void rb__world_journal_describe(struct rb_world *w, size_t idx,
                                 const struct rb__world_reply *rep,
                                 const struct rb__world_hit *hit);
 
-/* Ends an entry and writes its line to the file (lock held). */
-void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int completed);
+/* Ends an entry and writes its line to the file (lock held); with
+ * journal_bodies, the line also holds the two bodies (may be NULL). */
+void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int completed,
+                           const struct rb_buf *request, const struct rb_buf *response);
 
 /* ---- effects (tools.c) --------------------------------------------------- */
 

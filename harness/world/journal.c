@@ -115,7 +115,7 @@ enum rb_err rb_world_entry_json(const struct rb_world_entry *e, struct rb_buf *o
     if (rc == RB_OK)
         rc = json_str(out, e->method);
     if (rc == RB_OK)
-        rc = rb_buf_append(out, ",\"route\":", 9);
+        rc = rb__world_lit(out, ",\"route\":");
     if (rc == RB_OK)
         rc = json_str(out, e->route);
     if (rc == RB_OK)
@@ -124,19 +124,19 @@ enum rb_err rb_world_entry_json(const struct rb_world_entry *e, struct rb_buf *o
                              e->completed ? "true" : "false");
     if (rc == RB_OK)
         rc = e->fault[0] ? rb__world_printf(out, "\"%s\"", e->fault)
-                         : rb_buf_append(out, "null", 4);
+                         : rb__world_lit(out, "null");
     if (rc == RB_OK)
         rc = rb__world_printf(out, ",\"fault_id\":%d,\"hash\":", e->fault_id);
     if (rc == RB_OK)
         rc = e->hash[0] ? rb__world_printf(out, "\"%s\"", e->hash)
-                        : rb_buf_append(out, "null", 4);
+                        : rb__world_lit(out, "null");
     if (rc == RB_OK)
         rc = rb__world_printf(
             out, ",\"repeat\":%s,\"repeat_of\":", e->repeat_of ? "true" : "false");
     if (rc == RB_OK)
         rc = e->repeat_of
                  ? rb__world_printf(out, "%llu", (unsigned long long)e->repeat_of)
-                 : rb_buf_append(out, "null", 4);
+                 : rb__world_lit(out, "null");
     if (rc == RB_OK)
         rc =
             rb__world_printf(out,
@@ -144,14 +144,14 @@ enum rb_err rb_world_entry_json(const struct rb_world_entry *e, struct rb_buf *o
                              "\"tool\":",
                              e->turn, e->prompt_tokens, e->completion_tokens);
     if (rc == RB_OK)
-        rc = e->tool[0] ? json_str(out, e->tool) : rb_buf_append(out, "null", 4);
+        rc = e->tool[0] ? json_str(out, e->tool) : rb__world_lit(out, "null");
     if (rc == RB_OK)
         rc = rb__world_printf(out, ",\"effect\":%s,\"replayed\":%s,\"response_hash\":",
                               e->effect ? "true" : "false",
                               e->replayed ? "true" : "false");
     if (rc == RB_OK)
         rc = e->response_hash[0] ? rb__world_printf(out, "\"%s\"}\n", e->response_hash)
-                                 : rb_buf_append(out, "null}\n", 6);
+                                 : rb__world_lit(out, "null}\n");
     if (rc != RB_OK) {
         out->len = len0;
         if (out->data)
@@ -160,7 +160,30 @@ enum rb_err rb_world_entry_json(const struct rb_world_entry *e, struct rb_buf *o
     return rc;
 }
 
-void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int completed)
+/* Replaces the final "}\n" of a line with the bodies and "}\n". */
+static enum rb_err add_bodies(struct rb_buf *line, const struct rb_buf *request,
+                              const struct rb_buf *response)
+{
+    enum rb_err rc;
+
+    line->len -= 2;
+    rc = rb__world_lit(line, ",\"request_body\":");
+    if (rc == RB_OK)
+        rc = rb__world_json_text(line, request ? request->data : NULL,
+                                 request ? request->len : 0);
+    if (rc == RB_OK)
+        rc = rb__world_lit(line, ",\"response_body\":");
+    if (rc == RB_OK)
+        rc = response && response->len
+                 ? rb__world_json_text(line, response->data, response->len)
+                 : rb__world_lit(line, "null");
+    if (rc == RB_OK)
+        rc = rb__world_lit(line, "}\n");
+    return rc;
+}
+
+void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int completed,
+                           const struct rb_buf *request, const struct rb_buf *response)
 {
     struct rb__world_journal *j = &w->journal;
     struct rb_world_entry *e;
@@ -176,6 +199,7 @@ void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int compl
         return;
     rb_buf_init(&line);
     if (rb_world_entry_json(e, &line) == RB_OK &&
+        (!w->cfg.journal_bodies || add_bodies(&line, request, response) == RB_OK) &&
         (fwrite(line.data, 1, line.len, j->file) != line.len || fflush(j->file) != 0))
         j->file_error = errno ? errno : EIO;
     rb_buf_release(&line);

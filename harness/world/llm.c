@@ -167,12 +167,6 @@ static enum rb_err read_ask(json_t *req, struct ask *a, struct rb__world_reply *
     return RB_OK;
 }
 
-/* Appends a string literal. */
-static enum rb_err lit(struct rb_buf *buf, const char *s)
-{
-    return rb_buf_append(buf, s, strlen(s));
-}
-
 /* Appends the canonical JSON of `j` (may be NULL: null). */
 static enum rb_err add_canonical(struct rb_buf *buf, const json_t *j)
 {
@@ -180,7 +174,7 @@ static enum rb_err add_canonical(struct rb_buf *buf, const json_t *j)
     enum rb_err rc;
 
     if (!j)
-        return lit(buf, "null");
+        return rb__world_lit(buf, "null");
     s = rb__world_canonical(j);
     if (!s)
         return RB_ENOMEM;
@@ -204,19 +198,19 @@ static enum rb_err answer_key(const struct ask *a, const char *msgs_c, uint64_t 
     if (rc == RB_OK)
         rc = rb_buf_append(&buf, msgs_c, strlen(msgs_c));
     if (rc == RB_OK)
-        rc = lit(&buf, ",\"model\":");
+        rc = rb__world_lit(&buf, ",\"model\":");
     if (rc == RB_OK)
         rc = rb__world_json_str(&buf, a->model, strlen(a->model));
     if (rc == RB_OK)
-        rc = lit(&buf, ",\"tool_choice\":");
+        rc = rb__world_lit(&buf, ",\"tool_choice\":");
     if (rc == RB_OK)
         rc = add_canonical(&buf, a->tool_choice);
     if (rc == RB_OK)
-        rc = lit(&buf, ",\"tools\":");
+        rc = rb__world_lit(&buf, ",\"tools\":");
     if (rc == RB_OK)
         rc = add_canonical(&buf, a->tools);
     if (rc == RB_OK)
-        rc = lit(&buf, "}");
+        rc = rb__world_lit(&buf, "}");
     if (rc == RB_OK)
         rb_hash_hex(buf.data, buf.len, hex);
     rb_buf_release(&buf);
@@ -426,8 +420,8 @@ static enum rb_err add_event(struct rb_buf *out, const char *id, json_int_t crea
     if (!chunk)
         return RB_ENOMEM;
     s = json_dumps(chunk, JSON_COMPACT);
-    if (s && lit(out, "data: ") == RB_OK && rb_buf_append(out, s, strlen(s)) == RB_OK &&
-        lit(out, "\n\n") == RB_OK)
+    if (s && rb__world_lit(out, "data: ") == RB_OK &&
+        rb_buf_append(out, s, strlen(s)) == RB_OK && rb__world_lit(out, "\n\n") == RB_OK)
         rc = RB_OK;
     free(s);
     json_decref(chunk);
@@ -497,7 +491,7 @@ static enum rb_err build_stream(const struct ask *a, const char *id, json_int_t 
     if (rc == RB_OK && a->include_usage)
         rc = add_event(out, id, created, a->model, NULL, NULL, json_deep_copy(usage));
     if (rc == RB_OK)
-        rc = lit(out, "data: [DONE]\n\n");
+        rc = rb__world_lit(out, "data: [DONE]\n\n");
     return rc;
 }
 
@@ -529,8 +523,8 @@ static enum rb_err build_plain(const struct ask *a, const char *id, json_int_t c
     if (rc == RB_OK)
         rc = rb__world_json_str(out, a->model, strlen(a->model));
     if (rc == RB_OK)
-        rc = lit(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
-                      "\"assistant\",\"content\":");
+        rc = rb__world_lit(out, ",\"choices\":[{\"index\":0,\"message\":{\"role\":"
+                                "\"assistant\",\"content\":");
     if (rc == RB_OK && call) {
         rc = rb__world_printf(
             out,
@@ -541,17 +535,18 @@ static enum rb_err build_plain(const struct ask *a, const char *id, json_int_t c
         if (rc == RB_OK)
             rc = rb__world_json_str(out, s, strlen(s));
         if (rc == RB_OK)
-            rc = lit(out, ",\"arguments\":");
+            rc = rb__world_lit(out, ",\"arguments\":");
         s = json_string_value(json_object_get(fn, "arguments"));
         if (rc == RB_OK)
             rc = rb__world_json_str(out, s, strlen(s));
         if (rc == RB_OK)
-            rc = lit(out, "}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]");
+            rc = rb__world_lit(
+                out, "}}]},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}]");
     } else if (rc == RB_OK) {
         rc = rb__world_json_str(out, (const char *)content->data, content->len);
         if (rc == RB_OK)
-            rc = lit(out,
-                     ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}]");
+            rc = rb__world_lit(
+                out, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}]");
     }
     if (rc == RB_OK)
         rc = rb__world_printf(

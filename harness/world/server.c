@@ -23,12 +23,13 @@
 
 /* One HTTP request on a connection. */
 struct req {
-    struct rb_buf body; /* request body */
-    int too_large;      /* body exceeded BODY_MAX (the rest was dropped) */
-    int oom;            /* out of memory while reading */
-    size_t entry;       /* journal index, or SIZE_MAX when not journaled */
-    int status;         /* status queued, 0 when none */
-    int64_t start_ns;   /* arrival */
+    struct rb_buf body;   /* request body */
+    int too_large;        /* body exceeded BODY_MAX (the rest was dropped) */
+    int oom;              /* out of memory while reading */
+    struct rb_buf answer; /* copy of the answer's body, for journal_bodies */
+    size_t entry;         /* journal index, or SIZE_MAX when not journaled */
+    int status;           /* status queued, 0 when none */
+    int64_t start_ns;     /* arrival */
 };
 
 /* A body sent through a callback: truncated or slowed. */
@@ -435,6 +436,9 @@ static enum MHD_Result handle(struct rb_world *w, struct MHD_Connection *c, stru
         if (why == 1)
             goto out; /* stopping */
     }
+    if (w->cfg.journal_bodies && w->journal.file &&
+        rb_buf_append(&r->answer, rep.body.data, rep.body.len) != RB_OK)
+        goto out;
     ret = send_reply(w, c, r, &rep, &hit);
 out:
     rb__world_reply_release(&rep);
@@ -454,6 +458,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!r)
             return MHD_NO;
         rb_buf_init(&r->body);
+        rb_buf_init(&r->answer);
         r->entry = SIZE_MAX;
         r->start_ns = rb__world_now_ns();
         *con_cls = r;
@@ -482,11 +487,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (r->entry != SIZE_MAX) {
         pthread_mutex_lock(&w->lock);
         rb__world_journal_end(w, r->entry, r->status,
-                              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+                              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, &r->body,
+                              &r->answer);
         pthread_mutex_unlock(&w->lock);
         notify(w, r->entry);
     }
     rb_buf_release(&r->body);
+    rb_buf_release(&r->answer);
     free(r);
     *con_cls = NULL;
 }

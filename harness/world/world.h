@@ -44,6 +44,8 @@ struct rb_world_config {
     int jitter_ms;      /* plus 0..jitter_ms, drawn from (seed, request) */
     char *model;        /* owned; model listed by /v1/models; NULL: "rebound-world" */
     char *journal_path; /* owned; journal written here as JSON lines, or NULL */
+    int journal_bodies; /* 1: the file's lines also hold the request and the
+                           answer's body (request_body, response_body) */
     char *faults;       /* owned; JSON array of faults active from the start, or NULL */
     rb_world_entry_fn on_entry; /* may be NULL */
     void *on_entry_arg;         /* passed to on_entry */
@@ -57,7 +59,8 @@ void rb_world_config_release(struct rb_world_config *cfg);
 
 /*
  * Reads a JSON config file and lays its keys over `cfg`: port, seed, turns,
- * latency_ms, jitter_ms, model, journal, faults (an array, as for
+ * latency_ms, jitter_ms, model, journal, journal_bodies (a boolean), faults
+ * (an array, as for
  * rb_world_faults_add_json()). Returns RB_EINVAL with the file, line and
  * reason in err for a bad file or value (unknown keys are errors), RB_ENOENT
  * or RB_EACCES when it cannot be read. On error `cfg` is unaltered.

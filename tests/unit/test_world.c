@@ -582,6 +582,26 @@ static void test_idempotency_key(void **state)
 
 /* ---- journal ----------------------------------------------------------------- */
 
+/* Waits (bounded) until the first n journal entries have ended: a client
+ * may see the end of an answer a moment before the world records it. */
+static void settle(struct rb_world *w, size_t n)
+{
+    struct rb_world_entry e[16];
+    size_t i, got = 0;
+    int k;
+
+    assert_true(n <= 16);
+    for (k = 0; k < 2000; k++) {
+        got = rb_world_journal_read(w, 0, e, n);
+        for (i = 0; i < got && e[i].end_ns; i++)
+            ;
+        if (got == n && i == n)
+            return;
+        usleep(5000);
+    }
+    fail_msg("journal entries did not end");
+}
+
 static void test_journal(void **state)
 {
     char path[] = "/tmp/rb_world_journal_XXXXXX";
@@ -591,7 +611,7 @@ static void test_journal(void **state)
     struct resp r;
     size_t n, lines = 0;
     FILE *f;
-    char line[4096];
+    char line[16384];
     int fd = mkstemp(path);
 
     (void)state;
@@ -599,6 +619,7 @@ static void test_journal(void **state)
     close(fd);
     rb_world_config_init(&cfg);
     cfg.journal_path = strdup(path);
+    cfg.journal_bodies = 1;
     assert_int_equal(rb_world_start(&cfg, &w, NULL), RB_OK);
     rb_world_config_release(&cfg);
     assert_int_equal(post(rb_world_port(w), "/v1/chat/completions", hello, &r), 0);
@@ -607,12 +628,18 @@ static void test_journal(void **state)
     resp_free(&r);
     assert_int_equal(post(rb_world_port(w), "/tools/search", "{\"query\":\"q\"}", &r), 0);
     resp_free(&r);
+    /* bytes that are not UTF-8: a 400 whose body is still JSON */
+    assert_int_equal(post(rb_world_port(w), "/v1/chat/completions", "\xff\xfe{", &r), 0);
+    assert_int_equal(r.status, 400);
+    json_decref(parse(&r));
+    resp_free(&r);
     /* control calls are not journaled */
     assert_int_equal(http(rb_world_port(w), "GET", "/_world/status", NULL, NULL, &r), 0);
     resp_free(&r);
 
+    settle(w, 4);
     n = rb_world_journal_read(w, 0, e, 8);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
     assert_int_equal(e[0].seq, 1);
     assert_string_equal(e[0].route, "/v1/chat/completions");
     assert_int_equal(e[0].status, 200);
@@ -626,21 +653,30 @@ static void test_journal(void **state)
     assert_string_equal(e[0].response_hash, e[1].response_hash);
     assert_string_equal(e[2].tool, "search");
     assert_int_equal(e[0].prompt_tokens, 15);
+    assert_int_equal(e[3].status, 400);
+    assert_string_equal(e[3].hash, "");
     rb_world_stop(w);
 
+    /* the file: one JSON line per entry, with the bodies */
     f = fopen(path, "r");
     assert_non_null(f);
     while (fgets(line, sizeof(line), f)) {
         json_t *j = json_loads(line, 0, NULL);
+        const char *req;
         assert_non_null(j);
-        assert_int_equal(json_integer_value(json_object_get(j, "seq")),
-                         (json_int_t)lines + 1);
+        req = json_string_value(json_object_get(j, "request_body"));
+        assert_non_null(req);
+        assert_true(json_is_string(json_object_get(j, "response_body")));
+        if (json_integer_value(json_object_get(j, "seq")) == 1)
+            assert_string_equal(req, hello);
+        if (json_integer_value(json_object_get(j, "seq")) == 4)
+            assert_string_equal(req, "\xef\xbf\xbd\xef\xbf\xbd{"); /* U+FFFD twice */
         json_decref(j);
         lines++;
     }
     fclose(f);
     unlink(path);
-    assert_int_equal(lines, 3);
+    assert_int_equal(lines, 4);
 }
 
 /* The callback fires a fault after the 2nd LLM call has ended: the 3rd is
@@ -837,6 +873,7 @@ static void test_reset_and_truncate(void **state)
     assert_int_equal(post(p, "/v1/chat/completions", hello, &r), 0);
     assert_true(r.complete);
     resp_free(&r);
+    settle(w, 3);
     assert_int_equal(rb_world_journal_read(w, 0, e, 4), 3);
     assert_string_equal(e[0].fault, "reset");
     assert_int_equal(e[0].status, 0);
