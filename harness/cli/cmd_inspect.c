@@ -22,6 +22,7 @@ struct common {
     const char *reason;
     const char *context;
     const char *cmd;
+    int run_from_env; /* run came from REBOUND_RUN, not the command line */
 };
 
 /* Parses the options of `cmd`; the first positional argument, if any, is the
@@ -43,7 +44,8 @@ static int parse(int argc, char **argv, struct common *o, const char *help)
     int c;
 
     optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+    opterr = 0; /* we say what is wrong, in one line */
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             o->store = optarg;
@@ -72,8 +74,17 @@ static int parse(int argc, char **argv, struct common *o, const char *help)
         case 'h':
             fputs(help, stdout);
             return EXIT_OK;
+        case ':':
+            cli_errorf(o->cmd, "option '%s' needs a value; run 'rebound %s --help'",
+                       argv[optind - 1], o->cmd);
+            return EXIT_USAGE;
         default:
-            fprintf(stderr, "run 'rebound %s --help' for usage\n", o->cmd);
+            if (optopt)
+                cli_errorf(o->cmd, "unknown option '-%c'; run 'rebound %s --help'",
+                           optopt, o->cmd);
+            else
+                cli_errorf(o->cmd, "unknown option '%s'; run 'rebound %s --help'",
+                           argv[optind - 1], o->cmd);
             return EXIT_USAGE;
         }
     }
@@ -85,8 +96,10 @@ static int parse(int argc, char **argv, struct common *o, const char *help)
     }
     if (!o->run) {
         const char *env = getenv("REBOUND_RUN");
-        if (env && *env)
+        if (env && *env) {
             o->run = env;
+            o->run_from_env = 1;
+        }
     }
     return -1;
 }
@@ -200,24 +213,59 @@ struct log_ctx {
     struct rb_error *err;
 };
 
-/* Prints up to `max` bytes of an output as a quoted, escaped preview. */
+/* Bytes in the well-formed UTF-8 character at p (n bytes left), or 0. */
+static size_t utf8_char(const unsigned char *p, size_t n)
+{
+    size_t len, i;
+    unsigned char lo = 0x80, hi = 0xbf;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        len = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0; /* no overlong forms */
+    else if (p[0] == 0xed)
+        hi = 0x9f; /* no surrogates */
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f; /* nothing above U+10FFFF */
+    if (len > n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (i = 2; i < len; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* Prints about `max` bytes of an output as a quoted preview: UTF-8 text as it
+ * is, control characters and bytes that are not UTF-8 escaped. */
 static void preview(const unsigned char *p, size_t len, size_t max)
 {
-    size_t i;
+    size_t i = 0, n;
 
     putchar('"');
-    for (i = 0; i < len && i < max; i++) {
+    while (i < len && i < max) {
+        n = utf8_char(p + i, len - i);
         if (p[i] == '\n')
             fputs("\\n", stdout);
         else if (p[i] == '"' || p[i] == '\\')
             printf("\\%c", p[i]);
-        else if (p[i] < 0x20 || p[i] == 0x7f)
+        else if (p[i] < 0x20 || p[i] == 0x7f || n == 0)
             printf("\\x%02x", p[i]);
         else
-            putchar(p[i]);
+            fwrite(p + i, 1, n, stdout);
+        i += n ? n : 1;
     }
     putchar('"');
-    if (len > max)
+    if (i < len)
         fputs("...", stdout);
 }
 
@@ -489,7 +537,7 @@ static int esc_text(void *arg, const struct rb_escalation *e)
 {
     char when[32];
 
-    (void)arg;
+    (*(int *)arg)++;
     fmt_wall(e->created_wall_ms, when, sizeof(when));
     printf("#%lld  %-8s run '%s'  since %s\n  reason: %s\n", (long long)e->id, e->status,
            e->run_id, when, e->reason);
@@ -538,7 +586,7 @@ int cmd_escalations(int argc, char **argv)
         cli_errorf(o.cmd, "no run id: 'rebound escalations resolve RUN'");
         return EXIT_USAGE;
     }
-    if (!resolve && o.run) {
+    if (!resolve && o.run && !o.run_from_env) {
         cli_errorf(o.cmd,
                    "unexpected argument '%s' (did you mean 'escalations resolve'?)",
                    o.run);
@@ -563,6 +611,8 @@ int cmd_escalations(int argc, char **argv)
     } else {
         if (rb_store_list_escalations(store, !o.all, esc_text, &n, &err) != RB_OK)
             code = cli_fail(o.cmd, &err);
+        else if (n == 0)
+            printf("no %sescalations: no run waits for a human\n", o.all ? "" : "open ");
     }
     rb_store_close(store);
     return code;
@@ -613,6 +663,22 @@ int cmd_park(int argc, char **argv)
     return code;
 }
 
+/* Copies `in` to `out` with each newline turned into "; ". */
+static void one_line(const char *in, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (; *in && n + 3 < size; in++) {
+        if (*in == '\n') {
+            out[n++] = ';';
+            out[n++] = ' ';
+        } else {
+            out[n++] = *in;
+        }
+    }
+    out[n] = '\0';
+}
+
 static const char check_help[] =
     "usage: rebound check [--store DIR]\n"
     "\n"
@@ -624,6 +690,7 @@ int cmd_check(int argc, char **argv)
     struct common o = {.cmd = "check"};
     struct rb_store *store = NULL;
     struct rb_error err;
+    char line[sizeof(err.message) + 256];
     int code = parse(argc, argv, &o, check_help);
 
     if (code >= 0)
@@ -632,10 +699,14 @@ int cmd_check(int argc, char **argv)
     if (code)
         return code;
     rb_error_init(&err);
-    if (rb_store_check(store, &err) != RB_OK)
-        code = cli_fail(o.cmd, &err);
-    else
+    if (rb_store_check(store, &err) != RB_OK) {
+        /* SQLite's integrity report has a line per problem: keep one message. */
+        one_line(err.message, line, sizeof(line));
+        cli_errorf(o.cmd, "%s", line);
+        code = cli_exit_for(err.code);
+    } else {
         printf("store '%s' is sound\n", cli_store_dir(o.store));
+    }
     rb_store_close(store);
     return code;
 }

@@ -237,7 +237,8 @@ int cmd_step(int argc, char **argv)
     rb_buf_init(&out);
     rb_error_init(&err);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+    opterr = 0; /* we say what is wrong, in one line */
+    while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             store_opt = optarg;
@@ -260,8 +261,17 @@ int cmd_step(int argc, char **argv)
         case 'h':
             fputs(help, stdout);
             return EXIT_OK;
+        case ':':
+            cli_errorf("step", "option '%s' needs a value; run 'rebound step --help'",
+                       argv[optind - 1]);
+            return EXIT_USAGE;
         default:
-            fputs("run 'rebound step --help' for usage\n", stderr);
+            if (optopt)
+                cli_errorf("step", "unknown option '-%c'; run 'rebound step --help'",
+                           optopt);
+            else
+                cli_errorf("step", "unknown option '%s'; run 'rebound step --help'",
+                           argv[optind - 1]);
             return EXIT_USAGE;
         }
     }
