@@ -79,6 +79,7 @@ static enum rb_err add_locked(struct rb_world *w, const struct rb_world_fault *f
     struct rb__world_faults *t = &w->faults;
     int64_t now = rb__world_now_ns();
     size_t i;
+    int refused = 0;
 
     if (t->len + n > t->cap) {
         size_t cap = t->cap ? t->cap : 8;
@@ -99,8 +100,11 @@ static enum rb_err add_locked(struct rb_world *w, const struct rb_world_fault *f
         s->added_ns = now;
         if (ids && i < max_ids)
             ids[i] = s->id;
+        refused |= fs[i].kind == RB_WORLD_FAULT_REFUSED;
     }
     rb__world_changed(w);
+    if (refused)
+        rb__world_sync_listener(w);
     return RB_OK;
 }
 
@@ -376,6 +380,7 @@ enum rb_err rb_world_fault_heal(struct rb_world *w, int id)
 {
     enum rb_err rc = id ? RB_ENOENT : RB_OK;
     size_t i;
+    int refused = 0;
 
     pthread_mutex_lock(&w->lock);
     for (i = 0; i < w->faults.len; i++) {
@@ -385,9 +390,12 @@ enum rb_err rb_world_fault_heal(struct rb_world *w, int id)
         if (!s->healed) {
             s->healed = 1;
             rc = RB_OK;
+            refused |= s->f.kind == RB_WORLD_FAULT_REFUSED;
         }
     }
     rb__world_changed(w);
+    if (refused)
+        rb__world_sync_listener(w);
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

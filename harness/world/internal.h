@@ -237,6 +237,8 @@ struct rb_world {
     pthread_mutex_t lock; /* guards what follows */
     pthread_cond_t cond;  /* broadcast on heal, fault change and stop */
     int stopping;
+    uint64_t changes; /* fault changes so far */
+    uint64_t applied; /* changes the acceptor has applied to the listener */
     struct rb__world_journal journal;
     struct rb__world_faults faults;
     struct rb__world_effects_log effects;
@@ -245,6 +247,11 @@ struct rb_world {
 /* Wakes waiters and the acceptor after a change of faults or a stop (lock
  * held). */
 void rb__world_changed(struct rb_world *w);
+
+/* Waits (lock held) until the acceptor has opened or closed the listener as
+ * the faults now say, so that a refused fault refuses, and a healed one
+ * accepts, as soon as the call that made the change returns. */
+void rb__world_sync_listener(struct rb_world *w);
 
 /* Waits (lock held) until `deadline_ns` (0: none), a stop, or, when
  * fault_id > 0, until that fault ends. Returns 0 at the deadline, 1 on stop,

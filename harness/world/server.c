@@ -52,10 +52,24 @@ void rb__world_changed(struct rb_world *w)
     char c = 'x';
     ssize_t n;
 
+    w->changes++;
     pthread_cond_broadcast(&w->cond);
     if (w->wake[1] >= 0) {
         n = write(w->wake[1], &c, 1); /* full pipe: a wake-up is pending anyway */
         (void)n;
+    }
+}
+
+void rb__world_sync_listener(struct rb_world *w)
+{
+    uint64_t target = w->changes;
+    int64_t give_up = rb__world_now_ns() + 5000000000LL; /* a hang guard */
+
+    while (w->acceptor_started && !w->stopping && w->applied < target &&
+           rb__world_now_ns() < give_up) {
+        int64_t until = rb__world_now_ns() + 100000000;
+        struct timespec ts = {until / 1000000000, until % 1000000000};
+        pthread_cond_timedwait(&w->cond, &w->lock, &ts);
     }
 }
 
@@ -135,6 +149,7 @@ static void *acceptor(void *arg)
     while (!w->stopping) {
         int64_t now = rb__world_now_ns(), until = 0;
         int refused = rb__world_faults_refused(w, now, &until), timeout = 1000, e = 0;
+        uint64_t seen = w->changes;
         nfds_t n = 1;
         if (refused && w->listen_fd >= 0) {
             close(w->listen_fd);
@@ -143,6 +158,10 @@ static void *acceptor(void *arg)
             w->listen_fd = open_listener(w->port, NULL, &e);
             if (w->listen_fd < 0)
                 timeout = 20; /* the port is busy a moment: try again soon */
+        }
+        if (w->listen_fd >= 0 || refused) {
+            w->applied = seen; /* the listener is as the faults say */
+            pthread_cond_broadcast(&w->cond);
         }
         if (refused && until && (until - now) / 1000000 + 1 < timeout)
             timeout = (int)((until - now) / 1000000 + 1);
