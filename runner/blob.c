@@ -116,11 +116,15 @@ enum rb_err rb__blob_put(struct rb_blobs *b, const char *hash, const void *data,
     if (mkdir(sub, 0700) != 0 && errno != EEXIST)
         return rb__fail_errno(err, rb__err_from_errno(errno), errno,
                               "cannot create blob folder '%s'", sub);
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld", b->dir, hash, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* A name of its own (mkstemp: mode 0600), so that threads of one process
+     * writing the same blob at once do not share, truncate or rename each
+     * other's temp file. */
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.XXXXXX", b->dir, hash);
+    fd = mkstemp(tmp);
     if (fd < 0)
         return rb__fail_errno(err, rb__err_from_errno(errno), errno,
                               "cannot write blob '%s'", tmp);
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
     if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
         e = errno;
         rc = rb__fail_errno(err, rb__err_from_errno(e), e, "cannot write blob '%s'", tmp);

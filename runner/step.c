@@ -24,6 +24,10 @@ const char *rb_source_name(enum rb_source src)
     }
 }
 
+/* SHA-256 of no bytes: the input hash of a step without input. */
+static const char empty_hash[RB_HASH_HEX_LEN + 1] =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /* What the log holds for a step, copied out of the backend's row. */
 struct found {
     struct rb_store *store;
@@ -104,7 +108,7 @@ static enum rb_err cache_key(const char *kind, const char *version, const void *
     if (rc == RB_OK)
         rc = rb_buf_append(&b, version, strlen(version) + 1);
     if (rc == RB_OK)
-        rc = rb_buf_append(&b, input ? input : "", input_len);
+        rc = rb_buf_append(&b, input ? input : "", input ? input_len : 0);
     if (rc == RB_OK)
         rb_hash_hex(b.data, b.len, key);
     rb_buf_release(&b);
@@ -222,9 +226,11 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
     if (rc != RB_OK)
         goto out;
     if (f.committed && replay) {
-        snprintf(extra, sizeof(extra), "\"seq\":%lld,\"source\":\"log\"",
-                 (long long)f.seq);
-        rb__event(run, "step.replay", key, extra);
+        if (run->event_fd > 0) {
+            snprintf(extra, sizeof(extra), "\"seq\":%lld,\"source\":\"log\"",
+                     (long long)f.seq);
+            rb__event(run, "step.replay", key, extra);
+        }
         set_info(info, RB_FROM_LOG, f.seq, f.attempt, f.hash);
         buf_move(out, &f.output);
         goto out;
@@ -236,9 +242,12 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
     rec.kind = opts->kind ? opts->kind : "task";
     rec.attempt = run->attempt;
     rec.meta = opts->meta;
-    rb_hash_hex(opts->input ? opts->input : "", opts->input ? opts->input_len : 0,
-                in_hash);
-    rec.input_hash = in_hash;
+    if (opts->input && opts->input_len) {
+        rb_hash_hex(opts->input, opts->input_len, in_hash);
+        rec.input_hash = in_hash;
+    } else {
+        rec.input_hash = empty_hash; /* no input: spare the hashing */
+    }
 
     /* 2. The global cache. */
     use_cache = opts->cache == RB_CACHE_ON && replay;
@@ -328,9 +337,11 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
     }
     if (rc != RB_OK)
         goto release_claim;
-    snprintf(extra, sizeof(extra), "\"seq\":%lld,\"source\":\"%s\"", (long long)seq,
-             rec.cached ? "cache" : "exec");
-    rb__event(run, "step.commit", key, extra);
+    if (run->event_fd > 0) {
+        snprintf(extra, sizeof(extra), "\"seq\":%lld,\"source\":\"%s\"", (long long)seq,
+                 rec.cached ? "cache" : "exec");
+        rb__event(run, "step.commit", key, extra);
+    }
     set_info(info, rec.cached ? RB_FROM_CACHE : RB_FROM_EXEC, seq, run->attempt,
              out_hash);
     buf_move(out, &result);

@@ -6,6 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,9 +24,18 @@ enum rb_err rb_store_open(const char *dir, const struct rb_store_opts *opts,
         if (errno != ENOENT)
             return rb__fail_errno(err, rb__err_from_errno(errno), errno,
                                   "cannot open store '%s'", dir);
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            return rb__fail_errno(err, rb__err_from_errno(errno), errno,
+        if (opts && (opts->flags & RB_STORE_MUST_EXIST))
+            return rb__fail(err, RB_ENOENT, "no store at '%s' (check --store)", dir);
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            if (e == ENOENT)
+                return rb__fail(err, RB_EACCES,
+                                "cannot create store '%s': its parent folder does not "
+                                "exist",
+                                dir);
+            return rb__fail_errno(err, e == ENOSPC ? RB_ENOSPC : RB_EACCES, e,
                                   "cannot create store '%s'", dir);
+        }
     } else if (!S_ISDIR(sb.st_mode)) {
         return rb__fail(err, RB_EACCES, "cannot open store '%s': not a folder", dir);
     }
@@ -74,19 +84,18 @@ struct check_ctx {
     enum rb_err rc;
 };
 
+/* Reads every blob the log names, which verifies its content hash too. */
 static int check_step(void *arg, const struct rb_step_record *rec)
 {
     struct check_ctx *c = arg;
+    struct rb_buf b;
 
     if (strcmp(rec->status, "committed") != 0 || rec->output || !rec->output_hash)
         return 0;
-    if (!rb__blob_exists(&c->store->blobs, rec->output_hash)) {
-        c->rc = rb__fail(c->err, RB_ECORRUPT,
-                         "step '%s' of run '%s' refers to blob %s, which is missing",
-                         rec->key, rec->run_id, rec->output_hash);
-        return 1;
-    }
-    return 0;
+    rb_buf_init(&b);
+    c->rc = rb_store_read_output(c->store, rec, &b, c->err);
+    rb_buf_release(&b);
+    return c->rc != RB_OK;
 }
 
 struct run_ids {
@@ -207,11 +216,26 @@ enum rb_err rb_store_read_blob(struct rb_store *store, const char *hash,
 enum rb_err rb_store_read_output(struct rb_store *store, const struct rb_step_record *rec,
                                  struct rb_buf *out, struct rb_error *err)
 {
+    enum rb_err rc;
+
     if (rec->output)
         return rb_buf_append(out, rec->output, rec->output_len) == RB_OK
                    ? RB_OK
                    : rb__fail(err, RB_ENOMEM, "out of memory");
     if (!rec->output_hash)
         return rb__fail(err, RB_ENOENT, "step '%s' has no output", rec->key);
-    return rb__blob_get(&store->blobs, rec->output_hash, out, err);
+    rc = rb__blob_get(&store->blobs, rec->output_hash, out, err);
+    if (rc == RB_ENOENT)
+        rc = rb__fail(err, RB_ECORRUPT,
+                      "step '%s' of run '%s' refers to blob %s, which is missing from "
+                      "store '%s'",
+                      rec->key, rec->run_id, rec->output_hash, store->dir);
+    else if (rc == RB_ECORRUPT && err) {
+        char why[sizeof(err->message)];
+
+        snprintf(why, sizeof(why), "%s", err->message);
+        rb__fail(err, RB_ECORRUPT, "step '%s' of run '%s': %s", rec->key, rec->run_id,
+                 why);
+    }
+    return rc;
 }

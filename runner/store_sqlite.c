@@ -91,6 +91,51 @@ static const char *const migrations[] = {
     "  resolved_wall INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX escalations_run ON escalations(run_id, status);",
+
+    /* 1 -> 2: each run gets a number, and each step row an id that places it
+     * in its run: (run_no << 32) + seq once committed, (run_no << 32) + 2^31
+     * and up while it has only failed; seq is computed from the id. The next
+     * seq of a run is then one seek in the steps table, so that committing a
+     * step writes that table alone, with no counter in runs to update. */
+    "ALTER TABLE runs ADD COLUMN run_no INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE runs SET run_no = n.no FROM"
+    " (SELECT run_id, row_number() OVER (ORDER BY created_wall, run_id) AS no"
+    "  FROM runs) AS n WHERE runs.run_id = n.run_id;"
+    "CREATE UNIQUE INDEX runs_no ON runs(run_no);"
+    "ALTER TABLE runs DROP COLUMN next_seq;"
+    "CREATE TABLE steps_v2("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id TEXT NOT NULL,"
+    "  step_key TEXT NOT NULL,"
+    "  seq INTEGER GENERATED ALWAYS AS"
+    "   (CASE WHEN status = 'committed' THEN id & 4294967295 ELSE 0 END) VIRTUAL,"
+    "  kind TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  tries INTEGER NOT NULL DEFAULT 1,"
+    "  input_hash TEXT NOT NULL,"
+    "  output_hash TEXT,"
+    "  output BLOB,"
+    "  output_size INTEGER NOT NULL DEFAULT 0,"
+    "  cached INTEGER NOT NULL DEFAULT 0,"
+    "  start_mono INTEGER NOT NULL DEFAULT 0,"
+    "  end_mono INTEGER NOT NULL DEFAULT 0,"
+    "  start_wall INTEGER NOT NULL DEFAULT 0,"
+    "  end_wall INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  meta TEXT,"
+    "  UNIQUE(run_id, step_key)"
+    ");"
+    "INSERT INTO steps_v2(id, run_id, step_key, kind, status, attempt, tries,"
+    " input_hash, output_hash, output, output_size, cached, start_mono, end_mono,"
+    " start_wall, end_wall, error, meta)"
+    " SELECT (r.run_no << 32) + CASE WHEN s.status = 'committed' THEN s.seq"
+    " ELSE 2147483648 + s.rowid END, s.run_id, s.step_key, s.kind, s.status,"
+    " s.attempt, s.tries, s.input_hash, s.output_hash, s.output, s.output_size,"
+    " s.cached, s.start_mono, s.end_mono, s.start_wall, s.end_wall, s.error, s.meta"
+    " FROM steps s JOIN runs r ON r.run_id = s.run_id;"
+    "DROP TABLE steps;"
+    "ALTER TABLE steps_v2 RENAME TO steps;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -106,7 +151,8 @@ enum {
     S_COMMIT,
     S_ROLLBACK,
     S_STEP_GET,
-    S_NEXT_SEQ,
+    S_STEP_ADD,
+    S_NEXT_ID,
     S_STEP_INSERT,
     S_LINEAGE_ADD,
     S_CACHE_FILL,
@@ -123,16 +169,29 @@ static const char *const stmt_sql[S__COUNT] = {
         " output_hash, output, output_size, cached, start_mono, end_mono,"
         " start_wall, end_wall, error, meta FROM steps"
         " WHERE run_id = ?1 AND step_key = ?2",
-    [S_NEXT_SEQ] = "UPDATE runs SET next_seq = next_seq + 1, updated_wall = ?2"
-                   " WHERE run_id = ?1 RETURNING next_seq - 1",
+    /* The common commit, a step without a row yet, as one statement on its
+     * own (autocommit), in the run whose ids start at ?15: the next id is
+     * found inside it. A constraint error when the key has a row. */
+    [S_STEP_ADD] =
+        "INSERT INTO steps(id, run_id, step_key, kind, status, attempt, tries,"
+        " input_hash, output_hash, output, output_size, cached, start_mono, end_mono,"
+        " start_wall, end_wall, meta)"
+        " VALUES(coalesce((SELECT max(id) FROM steps WHERE id > ?15"
+        " AND id < ?15 + 2147483648), ?15) + 1, ?1, ?2, ?3, 'committed', ?4, 1, ?5, ?6,"
+        " ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    /* The run's first id and the highest committed id in it, if any. */
+    [S_NEXT_ID] = "SELECT r.run_no << 32, (SELECT max(s.id) FROM steps s"
+                  " WHERE s.id > r.run_no << 32 AND s.id < (r.run_no << 32) + 2147483648)"
+                  " FROM runs r WHERE r.run_id = ?1",
+    /* OR ROLLBACK: any failure rolls the whole commit back anyway, and it
+     * spares SQLite a statement journal. */
     [S_STEP_INSERT] =
-        "INSERT INTO steps(run_id, step_key, seq, kind, status, attempt, tries, "
-        "input_hash,"
-        " output_hash, output, output_size, cached, start_mono, end_mono, start_wall,"
-        " end_wall, meta)"
-        " VALUES(?1, ?2, ?3, ?4, 'committed', ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-        " ?14, ?15)"
-        " ON CONFLICT(run_id, step_key) DO UPDATE SET seq = excluded.seq,"
+        "INSERT OR ROLLBACK INTO steps(id, run_id, step_key, kind, status, attempt,"
+        " tries, input_hash, output_hash, output, output_size, cached, start_mono,"
+        " end_mono, start_wall, end_wall, meta)"
+        " VALUES(?15, ?1, ?2, ?3, 'committed', ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+        " ?12, ?13, ?14)"
+        " ON CONFLICT(run_id, step_key) DO UPDATE SET id = excluded.id,"
         " kind = excluded.kind, status = 'committed', attempt = excluded.attempt,"
         " tries = steps.tries + 1, input_hash = excluded.input_hash,"
         " output_hash = excluded.output_hash, output = excluded.output,"
@@ -150,11 +209,16 @@ static const char *const stmt_sql[S__COUNT] = {
         " output_hash = excluded.output_hash,"
         " output_size = excluded.output_size,"
         " created_wall = excluded.created_wall",
+    /* A failed try: a new row takes the next id of the run's failed range;
+     * nothing is written when the run is missing. */
     [S_STEP_FAIL] =
-        "INSERT INTO steps(run_id, step_key, seq, kind, status, attempt, tries, "
-        "input_hash,"
-        " start_mono, end_mono, start_wall, end_wall, error, meta)"
-        " VALUES(?1, ?2, 0, ?3, 'failed', ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        "INSERT INTO steps(id, run_id, step_key, kind, status, attempt, tries,"
+        " input_hash, start_mono, end_mono, start_wall, end_wall, error, meta)"
+        " SELECT coalesce((SELECT max(s.id) FROM steps s"
+        "   WHERE s.id >= (r.run_no << 32) + 2147483648 AND s.id < (r.run_no + 1) << 32),"
+        "  (r.run_no << 32) + 2147483647) + 1,"
+        " ?1, ?2, ?3, 'failed', ?4, 1, ?5, ?6, ?7, ?8, ?9, ?10, ?11"
+        " FROM runs r WHERE r.run_id = ?1"
         " ON CONFLICT(run_id, step_key) DO UPDATE SET status = 'failed',"
         " kind = excluded.kind, attempt = excluded.attempt, tries = steps.tries + 1,"
         " input_hash = excluded.input_hash, start_mono = excluded.start_mono,"
@@ -167,9 +231,31 @@ struct sq {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *stmt[S__COUNT];
+    char *base_run; /* the run whose first id is known, or NULL */
+    int64_t base;   /* its first id, run_no << 32 (run numbers never change) */
 };
 
 /* ---- errors ------------------------------------------------------------ */
+
+/* The errno of the last failed system call. SQLite does not record it for
+ * errors raised at commit (sqlite3_system_errno() is then 0), so ask the
+ * database file and its journal (the WAL) for theirs. */
+static int last_errno(sqlite3 *db)
+{
+    sqlite3_file *journal = NULL;
+    int e = sqlite3_system_errno(db);
+
+    if (!e &&
+        sqlite3_file_control(db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &journal) ==
+            SQLITE_OK &&
+        journal && journal->pMethods && journal->pMethods->xFileControl &&
+        journal->pMethods->xFileControl(journal, SQLITE_FCNTL_LAST_ERRNO, &e) !=
+            SQLITE_OK)
+        e = 0;
+    if (!e && sqlite3_file_control(db, "main", SQLITE_FCNTL_LAST_ERRNO, &e) != SQLITE_OK)
+        e = 0;
+    return e;
+}
 
 static enum rb_err map_rc(sqlite3 *db, int rc)
 {
@@ -196,7 +282,7 @@ static enum rb_err map_rc(sqlite3 *db, int rc)
     case SQLITE_NOMEM:
         return RB_ENOMEM;
     case SQLITE_IOERR:
-        e = db ? sqlite3_system_errno(db) : 0;
+        e = db ? last_errno(db) : 0;
         if (e == ENOSPC || e == EFBIG || e == EDQUOT)
             return RB_ENOSPC;
         return RB_EIO;
@@ -210,7 +296,7 @@ static enum rb_err sfail(struct sq *s, struct rb_error *err, int rc, const char 
 {
     enum rb_err code = map_rc(s->db, rc);
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
-    int e = s->db ? sqlite3_system_errno(s->db) : 0;
+    int e = s->db ? last_errno(s->db) : 0;
 
     if (code == RB_ENOSPC)
         rb__fail(err, code, "%s in store '%s': disk full (%s)", what, s->path,
@@ -302,36 +388,45 @@ static int pragma_int(struct sq *s, const char *sql, int *out)
     return rc;
 }
 
+/* Reads the schema version into *version, refusing a database that is not a
+ * rebound store or was written by a newer rebound. Writes nothing. */
+static enum rb_err read_version(struct sq *s, int *version, struct rb_error *err)
+{
+    int app = 0, tables = 0, rc;
+
+    rc = pragma_int(s, "PRAGMA user_version", version);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(s, "PRAGMA application_id", &app);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables);
+    if (rc != SQLITE_OK)
+        return sfail(s, err, rc, "cannot read store schema");
+    if (app != APP_ID && (tables > 0 || *version != 0))
+        return rb__fail(err, RB_ECORRUPT,
+                        "'%s' is an SQLite database but not a rebound store "
+                        "(application id %d); use another folder",
+                        s->path, app);
+    if (*version > SCHEMA_VERSION)
+        return rb__fail(err, RB_ESCHEMA,
+                        "store '%s' has schema version %d; this rebound (%s) knows up to "
+                        "%d: upgrade rebound to open it (nothing was changed)",
+                        s->path, *version, RB_VERSION_STRING, SCHEMA_VERSION);
+    return RB_OK;
+}
+
 static enum rb_err migrate(struct sq *s, struct rb_error *err)
 {
-    int version = 0, app = 0, tables = 0, rc, v;
+    int version = 0, rc, v;
+    enum rb_err refused;
     char sql[128];
 
     rc = begin(s);
     if (rc != SQLITE_OK)
         return sfail(s, err, rc, "cannot open store");
-    rc = pragma_int(s, "PRAGMA user_version", &version);
-    if (rc == SQLITE_OK)
-        rc = pragma_int(s, "PRAGMA application_id", &app);
-    if (rc == SQLITE_OK)
-        rc = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables);
-    if (rc != SQLITE_OK) {
+    refused = read_version(s, &version, err);
+    if (refused != RB_OK) {
         rollback(s);
-        return sfail(s, err, rc, "cannot read store schema");
-    }
-    if (app != APP_ID && (tables > 0 || version != 0)) {
-        rollback(s);
-        return rb__fail(err, RB_ECORRUPT,
-                        "'%s' is an SQLite database but not a rebound store "
-                        "(application id %d); use another folder",
-                        s->path, app);
-    }
-    if (version > SCHEMA_VERSION) {
-        rollback(s);
-        return rb__fail(err, RB_ESCHEMA,
-                        "store '%s' has schema version %d; this rebound (%s) knows up to "
-                        "%d: upgrade rebound to open it (nothing was changed)",
-                        s->path, version, RB_VERSION_STRING, SCHEMA_VERSION);
+        return refused;
     }
     for (v = version; v < SCHEMA_VERSION; v++) {
         rc = exec_sql(s, migrations[v]);
@@ -370,6 +465,7 @@ static void sq_close(void *be)
     for (i = 0; i < S__COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
+    free(s->base_run);
     free(s->path);
     free(s);
 }
@@ -383,7 +479,7 @@ enum rb_err rb__sqlite_open(const char *dir, const struct rb_store_opts *opts,
     struct sq *s = calloc(1, sizeof(*s));
     size_t n = strlen(dir) + sizeof("/rebound.db");
     enum rb_err code = RB_OK;
-    int rc, i, fd;
+    int rc, i, fd, version = 0;
     char sql[64];
 
     if (!s)
@@ -413,7 +509,25 @@ enum rb_err rb__sqlite_open(const char *dir, const struct rb_store_opts *opts,
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, opts->busy_timeout_ms);
-    rc = exec_sql(s, "PRAGMA journal_mode = WAL");
+    /* Refuse another program's database, or a newer store, before anything
+     * writes to it: switching to WAL rewrites the file's header. migrate()
+     * checks again inside its transaction. One read transaction, so that
+     * another process's migration is seen whole or not at all. */
+    rc = exec_sql(s, "BEGIN");
+    code = rc == SQLITE_OK ? read_version(s, &version, err)
+                           : sfail(s, err, rc, "cannot open store");
+    if (!sqlite3_get_autocommit(s->db))
+        exec_sql(s, "COMMIT");
+    if (code != RB_OK)
+        goto fail;
+    /* Switching a new file to WAL takes an exclusive lock without waiting
+     * for the busy timeout: retry while another process does the same. */
+    for (i = 0;; i += 10) {
+        rc = exec_sql(s, "PRAGMA journal_mode = WAL");
+        if ((rc & 0xff) != SQLITE_BUSY || i >= opts->busy_timeout_ms)
+            break;
+        sqlite3_sleep(10);
+    }
     if (rc != SQLITE_OK) {
         code = sfail(s, err, rc, "cannot open store");
         goto fail;
@@ -426,7 +540,7 @@ enum rb_err rb__sqlite_open(const char *dir, const struct rb_store_opts *opts,
         goto fail;
     }
     for (i = 0; i < S__COUNT; i++) {
-        if (i == S_STEP_GET || i >= S_NEXT_SEQ)
+        if (i == S_STEP_GET || i >= S_STEP_ADD)
             continue; /* need the schema: prepared after migration */
         rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
                                 &s->stmt[i], NULL);
@@ -565,8 +679,10 @@ static enum rb_err sq_run_begin(void *be, const char *run_id, unsigned flags,
     if (rc != SQLITE_OK)
         return sfail(s, err, rc, "cannot open run");
     rc = exec_bind(s,
-                   "INSERT INTO runs(run_id, status, created_wall, updated_wall)"
-                   " VALUES(?1, 'active', ?2, ?2) ON CONFLICT DO NOTHING",
+                   "INSERT INTO runs(run_id, status, created_wall, updated_wall, run_no)"
+                   " VALUES(?1, 'active', ?2, ?2,"
+                   " (SELECT coalesce(max(run_no), 0) + 1 FROM runs))"
+                   " ON CONFLICT DO NOTHING",
                    "ti", run_id, now);
     if (rc != SQLITE_OK)
         goto sqlfail;
@@ -597,17 +713,20 @@ static enum rb_err sq_run_begin(void *be, const char *run_id, unsigned flags,
     if (rc != SQLITE_OK)
         goto sqlfail;
     inserted = sqlite3_changes(s->db) > 0;
+    /* Joining an attempt that exists writes nothing, so that a process that
+     * only replays (`rebound step` of a committed step) leaves the store as
+     * it was and costs no disk flush. */
     if (inserted) {
         rc = close_open_attempts(s, run_id, a, prev_end);
         if (rc != SQLITE_OK)
             goto sqlfail;
+        rc = exec_bind(s,
+                       "UPDATE runs SET attempts = max(attempts, ?2), updated_wall = ?3"
+                       " WHERE run_id = ?1",
+                       "tii", run_id, (int64_t)a, now);
+        if (rc != SQLITE_OK)
+            goto sqlfail;
     }
-    rc = exec_bind(s,
-                   "UPDATE runs SET attempts = max(attempts, ?2), updated_wall = ?3"
-                   " WHERE run_id = ?1",
-                   "tii", run_id, (int64_t)a, now);
-    if (rc != SQLITE_OK)
-        goto sqlfail;
     rc = commit(s);
     if (rc != SQLITE_OK)
         goto sqlfail;
@@ -758,6 +877,28 @@ static enum rb_err sq_step_get(void *be, const char *run_id, const char *key,
     return code;
 }
 
+/* Binds rec's fields as S_STEP_ADD and S_STEP_INSERT number them. */
+static void bind_step(sqlite3_stmt *st, const struct rb_step_record *rec)
+{
+    bind_text(st, 1, rec->run_id);
+    bind_text(st, 2, rec->key);
+    bind_text(st, 3, rec->kind);
+    sqlite3_bind_int(st, 4, rec->attempt);
+    bind_text(st, 5, rec->input_hash);
+    bind_text(st, 6, rec->output_hash);
+    if (rec->output)
+        sqlite3_bind_blob64(st, 7, rec->output, rec->output_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 7);
+    sqlite3_bind_int64(st, 8, (int64_t)rec->output_len);
+    sqlite3_bind_int(st, 9, rec->cached);
+    sqlite3_bind_int64(st, 10, rec->start_mono_ns);
+    sqlite3_bind_int64(st, 11, rec->end_mono_ns);
+    sqlite3_bind_int64(st, 12, rec->start_wall_ms);
+    sqlite3_bind_int64(st, 13, rec->end_wall_ms);
+    bind_text(st, 14, rec->meta);
+}
+
 static enum rb_err sq_step_commit(void *be, const struct rb_step_record *rec,
                                   const char *const *inputs, size_t n_inputs,
                                   const char *cache_key, int overwrite, int64_t *seq_out,
@@ -765,21 +906,42 @@ static enum rb_err sq_step_commit(void *be, const struct rb_step_record *rec,
 {
     struct sq *s = be;
     sqlite3_stmt *st;
-    int64_t seq = 0;
+    int64_t base, id;
     size_t i;
     int rc;
     enum rb_err code;
+
+    /* The common case in one statement: a key with no row yet, no lineage,
+     * no cache entry, in a run whose first id is known. A constraint error
+     * (the key has a row: a failed try, or another process committed it
+     * meanwhile) leaves nothing written, and the transaction below sorts it
+     * out. */
+    if (n_inputs == 0 && !cache_key && !overwrite && s->base_run &&
+        strcmp(s->base_run, rec->run_id) == 0) {
+        st = s->stmt[S_STEP_ADD];
+        bind_step(st, rec);
+        sqlite3_bind_int64(st, 15, s->base);
+        rc = run_stmt(st);
+        sqlite3_clear_bindings(st);
+        if (rc == SQLITE_DONE) {
+            *seq_out = sqlite3_last_insert_rowid(s->db) - s->base;
+            return RB_OK;
+        }
+        if ((rc & 0xff) != SQLITE_CONSTRAINT)
+            return sfail(s, err, rc, "cannot commit step");
+    }
 
     rc = begin(s);
     if (rc != SQLITE_OK)
         return sfail(s, err, rc, "cannot commit step");
 
-    st = s->stmt[S_NEXT_SEQ];
+    st = s->stmt[S_NEXT_ID];
     bind_text(st, 1, rec->run_id);
-    sqlite3_bind_int64(st, 2, rec->end_wall_ms);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        seq = sqlite3_column_int64(st, 0);
+    base = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    id = rc == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL
+             ? sqlite3_column_int64(st, 1)
+             : base;
     sqlite3_reset(st);
     if (rc != SQLITE_ROW) {
         if (rc == SQLITE_DONE) {
@@ -788,26 +950,20 @@ static enum rb_err sq_step_commit(void *be, const struct rb_step_record *rec,
         }
         goto sqlfail;
     }
+    id++;
+    if (!s->base_run || strcmp(s->base_run, rec->run_id) != 0) {
+        char *run = rb__strdup(rec->run_id);
+
+        if (run) {
+            free(s->base_run);
+            s->base_run = run;
+            s->base = base;
+        }
+    }
 
     st = s->stmt[S_STEP_INSERT];
-    bind_text(st, 1, rec->run_id);
-    bind_text(st, 2, rec->key);
-    sqlite3_bind_int64(st, 3, seq);
-    bind_text(st, 4, rec->kind);
-    sqlite3_bind_int(st, 5, rec->attempt);
-    bind_text(st, 6, rec->input_hash);
-    bind_text(st, 7, rec->output_hash);
-    if (rec->output)
-        sqlite3_bind_blob64(st, 8, rec->output, rec->output_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 8);
-    sqlite3_bind_int64(st, 9, (int64_t)rec->output_len);
-    sqlite3_bind_int(st, 10, rec->cached);
-    sqlite3_bind_int64(st, 11, rec->start_mono_ns);
-    sqlite3_bind_int64(st, 12, rec->end_mono_ns);
-    sqlite3_bind_int64(st, 13, rec->start_wall_ms);
-    sqlite3_bind_int64(st, 14, rec->end_wall_ms);
-    bind_text(st, 15, rec->meta);
+    bind_step(st, rec);
+    sqlite3_bind_int64(st, 15, id);
     sqlite3_bind_int(st, 16, overwrite);
     rc = run_stmt(st);
     sqlite3_clear_bindings(st);
@@ -844,7 +1000,7 @@ static enum rb_err sq_step_commit(void *be, const struct rb_step_record *rec,
     rc = commit(s);
     if (rc != SQLITE_OK)
         goto sqlfail;
-    *seq_out = seq;
+    *seq_out = id - base;
     return RB_OK;
 sqlfail:
     code = sfail(s, err, rc, "cannot commit step");
@@ -1067,7 +1223,9 @@ static enum rb_err sq_list_runs(void *be, rb_run_cb cb, void *arg, struct rb_err
     struct rb_run_summary r;
     enum rb_err code = RB_OK;
     int rc = prep(s,
-                  "SELECT r.run_id, r.status, r.created_wall, r.updated_wall, r.attempts,"
+                  "SELECT r.run_id, r.status, r.created_wall,"
+                  " max(r.updated_wall, coalesce((SELECT max(s.end_wall) FROM steps s"
+                  "  WHERE s.run_id = r.run_id), 0)), r.attempts,"
                   " (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id"
                   "  AND s.status = 'committed'),"
                   " (SELECT count(*) FROM steps s WHERE s.run_id = r.run_id"

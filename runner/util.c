@@ -7,6 +7,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +123,33 @@ int64_t rb__wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* SHA-256, fetched from the default provider once: with EVP_sha256(), every
+ * EVP_Digest() call looks the implementation up again, under locks. NULL if
+ * the fetch fails (EVP_sha256() is used then). Never freed. */
+static const EVP_MD *sha256_md(void)
+{
+    static _Atomic(EVP_MD *) cached;
+    EVP_MD *md = atomic_load(&cached), *none = NULL;
+
+    if (md)
+        return md;
+    md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (md && !atomic_compare_exchange_strong(&cached, &none, md)) {
+        EVP_MD_free(md); /* another thread was first */
+        md = none;
+    }
+    return md;
+}
+
 void rb_hash_hex(const void *data, size_t len, char hex[RB_HASH_HEX_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";
+    const EVP_MD *type = sha256_md();
     unsigned char md[SHA256_DIGEST_LENGTH];
     unsigned int mdlen = 0;
     size_t i;
 
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(data, len, md, &mdlen, type ? type : EVP_sha256(), NULL);
     for (i = 0; i < SHA256_DIGEST_LENGTH; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 15];
@@ -190,6 +210,10 @@ enum rb_err rb_name_check(const char *what, const char *name, struct rb_error *e
         if (!n)
             return rb__fail(err, RB_ENAME, "%s is not valid UTF-8 (at offset %zu)", what,
                             (size_t)(p - (const unsigned char *)name));
+        if (p[0] == 0xc2 && p[1] < 0xa0) /* U+0080..U+009F: the C1 controls */
+            return rb__fail(err, RB_ENAME,
+                            "%s holds a control character (U+%04X at offset %zu)", what,
+                            (unsigned)p[1], (size_t)(p - (const unsigned char *)name));
     }
     return RB_OK;
 }

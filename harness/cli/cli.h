@@ -43,6 +43,10 @@ const char *cli_store_dir(const char *opt);
 /* Opens the store or prints why not; returns an exit code (0 on success). */
 int cli_open_store(const char *cmd, const char *dir, int full, struct rb_store **out);
 
+/* As cli_open_store(), but a missing store is an error (exit 2), not created:
+ * for the commands that only read. */
+int cli_open_existing_store(const char *cmd, const char *dir, struct rb_store **out);
+
 /* The commands. Each gets argv with argv[0] the command name. */
 int cmd_step(int argc, char **argv);
 int cmd_runs(int argc, char **argv);

@@ -172,7 +172,7 @@ int cmd_runs(int argc, char **argv)
 
     if (code >= 0)
         return code;
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);
@@ -405,7 +405,7 @@ int cmd_log(int argc, char **argv)
         cli_errorf(o.cmd, "no run id: 'rebound log RUN' (or set REBOUND_RUN)");
         return EXIT_USAGE;
     }
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);
@@ -507,7 +507,7 @@ int cmd_lineage(int argc, char **argv)
         cli_errorf(o.cmd, "no run id: 'rebound lineage RUN' (or set REBOUND_RUN)");
         return EXIT_USAGE;
     }
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);
@@ -592,7 +592,7 @@ int cmd_escalations(int argc, char **argv)
                    o.run);
         return EXIT_USAGE;
     }
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);
@@ -649,7 +649,7 @@ int cmd_park(int argc, char **argv)
         }
         json_decref(ctx);
     }
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);
@@ -695,7 +695,7 @@ int cmd_check(int argc, char **argv)
 
     if (code >= 0)
         return code;
-    code = cli_open_store(o.cmd, cli_store_dir(o.store), 0, &store);
+    code = cli_open_existing_store(o.cmd, cli_store_dir(o.store), &store);
     if (code)
         return code;
     rb_error_init(&err);

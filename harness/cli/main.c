@@ -107,7 +107,8 @@ const char *cli_store_dir(const char *opt)
     return env && *env ? env : NULL;
 }
 
-int cli_open_store(const char *cmd, const char *dir, int full, struct rb_store **out)
+static int open_store(const char *cmd, const char *dir, int full, unsigned flags,
+                      struct rb_store **out)
 {
     struct rb_store_opts opts = {0};
     struct rb_error err;
@@ -117,10 +118,21 @@ int cli_open_store(const char *cmd, const char *dir, int full, struct rb_store *
         return EXIT_USAGE;
     }
     opts.durability = full ? RB_DURABLE_FULL : RB_DURABLE_NORMAL;
+    opts.flags = flags;
     rb_error_init(&err);
     if (rb_store_open(dir, &opts, out, &err) != RB_OK)
         return cli_fail(cmd, &err);
     return EXIT_OK;
+}
+
+int cli_open_store(const char *cmd, const char *dir, int full, struct rb_store **out)
+{
+    return open_store(cmd, dir, full, 0, out);
+}
+
+int cli_open_existing_store(const char *cmd, const char *dir, struct rb_store **out)
+{
+    return open_store(cmd, dir, 0, RB_STORE_MUST_EXIST, out);
 }
 
 static const struct {

@@ -156,7 +156,12 @@ struct rb_store_opts {
     int busy_timeout_ms;           /* wait for other writers; 0 means 10000 */
     rb_log_fn log;                 /* may be NULL */
     void *log_arg;                 /* passed to log */
+    unsigned flags;                /* RB_STORE_* below */
 };
+
+/* Refuse (RB_ENOENT) instead of creating a store folder that does not exist:
+ * for tools that only read. */
+#define RB_STORE_MUST_EXIST 1u
 
 struct rb_store;
 
@@ -166,9 +171,10 @@ struct rb_store;
  * and migrating an older schema. `opts` may be NULL.
  *
  * Returns RB_OK and a new handle in *out, to be closed with rb_store_close().
- * Errors: RB_EACCES (cannot read or create), RB_ESCHEMA (written by a newer
- * rebound; nothing is changed), RB_ECORRUPT (not a rebound store, or damaged),
- * RB_ENOSPC, RB_EIO, RB_EBUSY.
+ * Errors: RB_EACCES (cannot read or create, or the parent folder is missing),
+ * RB_ENOENT (missing, with RB_STORE_MUST_EXIST), RB_ESCHEMA (written by a
+ * newer rebound; nothing is changed), RB_ECORRUPT (not a rebound store, or
+ * damaged), RB_ENOSPC, RB_EIO, RB_EBUSY.
  */
 enum rb_err rb_store_open(const char *dir, const struct rb_store_opts *opts,
                           struct rb_store **out, struct rb_error *err);
@@ -179,9 +185,9 @@ void rb_store_close(struct rb_store *store);
 /* The schema version this library writes. */
 int rb_store_schema_version(void);
 
-/* Checks the store's integrity (SQLite's integrity_check and the blob files
- * referenced by the log). Returns RB_OK, or RB_ECORRUPT with the first problem
- * in err. */
+/* Checks the store's integrity: SQLite's integrity_check, and every blob the
+ * log refers to is present with the content its name says. Returns RB_OK, or
+ * RB_ECORRUPT with the first problem in err. */
 enum rb_err rb_store_check(struct rb_store *store, struct rb_error *err);
 
 /* ------------------------------------------------------------------------
@@ -375,7 +381,8 @@ struct rb_step_info {
  *
  * Errors: whatever `fn` returned (the failure is recorded, with err's message
  * as context, and nothing is committed), RB_ENAME, RB_ENOSPC, RB_EIO,
- * RB_EBUSY. On error `out` is unaltered.
+ * RB_EBUSY, RB_ECORRUPT (the committed output's blob is missing or damaged).
+ * On error `out` is unaltered.
  */
 enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_opts *opts,
                     rb_step_fn fn, void *arg, struct rb_buf *out,
@@ -489,7 +496,8 @@ enum rb_err rb_store_list_escalations(struct rb_store *store, int only_open,
 enum rb_err rb_store_read_blob(struct rb_store *store, const char *hash,
                                struct rb_buf *out, struct rb_error *err);
 
-/* Reads the output of a step record (inline or from its blob) into `out`. */
+/* Reads the output of a step record (inline or from its blob) into `out`.
+ * RB_ECORRUPT when its blob is missing or damaged. */
 enum rb_err rb_store_read_output(struct rb_store *store, const struct rb_step_record *rec,
                                  struct rb_buf *out, struct rb_error *err);
 
