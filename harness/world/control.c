@@ -80,12 +80,15 @@ static enum rb_err heal(struct rb_world *w, const char *id_s, struct rb__world_r
     if (id_s) {
         id = strtol(id_s, &end, 10);
         if (*end || id <= 0 || id > 1000000000)
-            return rb__world_reply_error(rep, 400, "a fault id must be a positive number",
+            return rb__world_reply_error(rep, 400, "fault id must be a positive number",
                                          "invalid_request_error", NULL, NULL);
     }
-    if (rb_world_fault_heal(w, (int)id) != RB_OK)
-        return rb__world_reply_error(rep, 404, "no such fault", "invalid_request_error",
-                                     NULL, "fault_not_found");
+    if (rb_world_fault_heal(w, (int)id) != RB_OK) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "no active fault with id '%ld'", id);
+        return rb__world_reply_error(rep, 404, msg, "invalid_request_error", NULL,
+                                     "fault_not_found");
+    }
     return reply_new(rep, 200, json_pack("{s:b}", "healed", 1));
 }
 

@@ -162,7 +162,7 @@ enum rb_err rb_world_faults_add_json(struct rb_world *w, const char *json, int *
 
 /* Heals fault `id`, or every fault when id is 0: stalled calls are closed,
  * slowed ones finish at full speed, a refused listener listens again.
- * Returns RB_ENOENT when there is no such fault. */
+ * Returns RB_ENOENT when there is no such fault, or it was healed already. */
 enum rb_err rb_world_fault_heal(struct rb_world *w, int id);
 
 /* Number of calls fault `id` has hit so far (kept after it is healed), or -1
