@@ -15,7 +15,8 @@ REBOUND_RUN=golden "$agent" 200 | tee "$out/golden.txt"
 echo "== 2. the same agent, killed (SIGKILL) during step 147"
 : > "$AGENT_TRACE"
 export REBOUND_RUN=faulted
-setsid "$agent" 200 > "$out/faulted-1.txt" 2>/dev/null &
+# Each step works 20 ms here, so that the kill lands inside step 147.
+STEP_SLEEP=0.02 setsid "$agent" 200 > "$out/faulted-1.txt" 2>/dev/null &
 pid=$!
 for _ in $(seq 1 6000); do   # bounded: at most 60 s
     [ "$(grep -c . "$AGENT_TRACE")" -ge 147 ] && break
@@ -23,7 +24,7 @@ for _ in $(seq 1 6000); do   # bounded: at most 60 s
 done
 kill -KILL -- "-$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
-echo "   killed after $(grep -c . "$AGENT_TRACE") step executions"
+echo "   killed during $(tail -n 1 "$AGENT_TRACE"); committed before the kill: $("$REBOUND" runs | awk '$1 == "faulted" { print $3 }') steps"
 
 echo "== 3. started again (attempt 2, told how attempt 1 died): it resumes from the replay log"
 REBOUND_ATTEMPT=2 REBOUND_LAST_FAILURE='{"kind":"preemption","form":"kill","signal":9}' \
