@@ -163,6 +163,8 @@ enum rb_err rb__world_json_text(struct rb_buf *buf, const void *data, size_t len
     const char *s = data;
     size_t i = 0, start = 0, n;
 
+    if (!len) /* data may be NULL */
+        return rb__world_lit(buf, "\"\"");
     if (rb_buf_append(buf, "\"", 1) != RB_OK)
         return RB_ENOMEM;
     while (i < len) {

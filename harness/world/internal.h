@@ -14,7 +14,6 @@
 #include <stdio.h>
 
 struct MHD_Daemon;
-struct MHD_Connection;
 
 /* ---- small helpers (det.c) ---------------------------------------------- */
 
