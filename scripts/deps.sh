@@ -16,7 +16,7 @@ packages=(
     libfaketime faketime         # clock skew
     iproute2 procps              # network namespaces; ps for tests
     clang-format                 # format-check
-    jq util-linux                # e2e tests: JSON checks; setpriv, mount, fallocate
+    jq util-linux curl           # e2e tests: JSON checks; setpriv, mount, fallocate; HTTP
 )
 
 missing=()

@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+scripts/node-deps.sh   # optional: the openai/LangChain clients for the world's e2e test
 jobs=$(nproc)
 
 echo "== build"

@@ -12,11 +12,11 @@ set -euo pipefail
 node_dir=$REBOUND_SOURCE_DIR/tests/e2e/node
 if ! command -v node > /dev/null; then
     echo "SKIP: Node.js is not installed; the openai client test did not run"
-    exit 0
+    exit 77
 fi
 if [ ! -d "$node_dir/node_modules/openai" ]; then
     echo "SKIP: the openai npm package is not installed; run scripts/node-deps.sh"
-    exit 0
+    exit 77
 fi
 
 tmp=$(mktemp -d)
