@@ -1,17 +1,29 @@
 /*
  * blob.c - the content-addressed blob store: one file per blob under
  * <store>/blobs/<first 2 hex digits>/<other 62>, named by the SHA-256 of its
- * content, written atomically (temp file, fsync, rename) with mode 0600.
+ * content, written atomically (temp file in <store>/blobs/tmp, fsync,
+ * rename) with mode 0600. Opening a store sweeps temp files that a killed
+ * writer left behind.
  */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* A temp file this old has no writer left: a live one renames it within
+ * milliseconds of creating it. An hour leaves room for slow disks. */
+#define TMP_MAX_AGE_S 3600
+/* Entries of blobs/tmp looked at per open, so that opening stays fast
+ * whatever a crashed program left; the next open goes on where this one
+ * stopped, since what it removed is gone. */
+#define TMP_SWEEP_MAX 4096
 
 static int valid_hash(const char *hash)
 {
@@ -23,6 +35,35 @@ static int valid_hash(const char *hash)
             return 0;
     }
     return hash[RB_HASH_HEX_LEN] == '\0';
+}
+
+/* Removes regular files in `tmp` last modified more than TMP_MAX_AGE_S ago.
+ * Best effort: a failure here must not keep the store from opening. */
+static void sweep_tmp(const char *tmp)
+{
+    time_t now = time(NULL);
+    struct dirent *d;
+    struct stat sb;
+    int n = 0, fd;
+    DIR *dir;
+
+    fd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        return;
+    }
+    while (n++ < TMP_SWEEP_MAX && (d = readdir(dir)) != NULL) {
+        if (d->d_name[0] == '.' &&
+            (d->d_name[1] == '\0' || (d->d_name[1] == '.' && d->d_name[2] == '\0')))
+            continue;
+        if (fstatat(fd, d->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(sb.st_mode) && now - sb.st_mtime > TMP_MAX_AGE_S)
+            unlinkat(fd, d->d_name, 0);
+    }
+    closedir(dir); /* closes fd too */
 }
 
 enum rb_err rb__blobs_init(struct rb_blobs *b, const char *store_dir, int sync_dir,
@@ -45,6 +86,7 @@ enum rb_err rb__blobs_init(struct rb_blobs *b, const char *store_dir, int sync_d
                             "cannot create blob folder '%s'", dir);
         goto out;
     }
+    sweep_tmp(tmp);
     b->dir = dir;
     b->sync_dir = sync_dir;
     dir = NULL;

@@ -291,23 +291,33 @@ static enum rb_err map_rc(sqlite3 *db, int rc)
     }
 }
 
-/* Fails with the SQLite error rc, prefixing what was being done. */
+/* Fails with the SQLite error rc, saying what was being done. `what` names
+ * either the store itself ("cannot open store": "cannot open store 'x': ...")
+ * or an operation in it ("cannot commit step": "cannot commit step in store
+ * 'x': ..."). A corrupt store is the subject of its message, so that every
+ * such message says "store 'x' is corrupt". */
 static enum rb_err sfail(struct sq *s, struct rb_error *err, int rc, const char *what)
 {
     enum rb_err code = map_rc(s->db, rc);
     const char *msg = s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     int e = s->db ? last_errno(s->db) : 0;
+    size_t n = strlen(what);
+    int of_store = n >= 6 && strcmp(what + n - 6, " store") == 0;
+    const char *in = of_store ? "" : " in store";
 
-    if (code == RB_ENOSPC)
-        rb__fail(err, code, "%s in store '%s': disk full (%s)", what, s->path,
-                 e ? strerror(e) : msg);
+    if (code == RB_ECORRUPT && of_store)
+        rb__fail(err, code, "store '%s' is corrupt: %s", s->path, msg);
     else if (code == RB_ECORRUPT)
-        rb__fail(err, code, "%s: store '%s' is corrupt: %s", what, s->path, msg);
+        rb__fail(err, code, "%s: store '%s' is corrupt (%s)", what, s->path, msg);
+    else if (code == RB_ENOSPC && e) /* appends ": disk full (<errno text>)" */
+        rb__fail_errno(err, code, e, "%s%s '%s'", what, in, s->path);
+    else if (code == RB_ENOSPC)
+        rb__fail(err, code, "%s%s '%s': disk full (%s)", what, in, s->path, msg);
     else if (code == RB_EBUSY)
-        rb__fail(err, code, "%s: store '%s' is locked by another process: %s", what,
+        rb__fail(err, code, "%s%s '%s': locked by another process (%s)", what, in,
                  s->path, msg);
     else
-        rb__fail(err, code, "%s in store '%s': %s", what, s->path, msg);
+        rb__fail(err, code, "%s%s '%s': %s", what, in, s->path, msg);
     if (err) {
         err->cause = rc;
         err->cause_kind = "sqlite";
@@ -400,7 +410,7 @@ static enum rb_err read_version(struct sq *s, int *version, struct rb_error *err
     if (rc == SQLITE_OK)
         rc = pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables);
     if (rc != SQLITE_OK)
-        return sfail(s, err, rc, "cannot read store schema");
+        return sfail(s, err, rc, "cannot open store");
     if (app != APP_ID && (tables > 0 || *version != 0))
         return rb__fail(err, RB_ECORRUPT,
                         "'%s' is an SQLite database but not a rebound store "

@@ -3088,6 +3088,476 @@ static void test_error_names(void **state)
     assert_string_equal(rb_end_kind_name(RB_END_PREEMPTED), "preempted");
 }
 
+/* ---- schema migration 1 -> 2 ------------------------------------------------- */
+
+/* The schema of version 1, frozen as rebound 1 wrote it (migrations[0] in
+ * runner/store_sqlite.c): a fixture, not to be kept in step with the code. */
+static const char v1_schema[] =
+    "CREATE TABLE runs("
+    "  run_id TEXT PRIMARY KEY,"
+    "  status TEXT NOT NULL DEFAULT 'active',"
+    "  created_wall INTEGER NOT NULL,"
+    "  updated_wall INTEGER NOT NULL,"
+    "  next_seq INTEGER NOT NULL DEFAULT 1,"
+    "  attempts INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE attempts("
+    "  run_id TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  pid INTEGER NOT NULL DEFAULT 0,"
+    "  started_wall INTEGER NOT NULL,"
+    "  ended_wall INTEGER NOT NULL DEFAULT 0,"
+    "  end_kind INTEGER NOT NULL DEFAULT 0,"
+    "  exit_code INTEGER NOT NULL DEFAULT -1,"
+    "  signal INTEGER NOT NULL DEFAULT 0,"
+    "  detail TEXT,"
+    "  PRIMARY KEY(run_id, attempt)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE steps("
+    "  run_id TEXT NOT NULL,"
+    "  step_key TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL DEFAULT 0,"
+    "  kind TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  tries INTEGER NOT NULL DEFAULT 1,"
+    "  input_hash TEXT NOT NULL,"
+    "  output_hash TEXT,"
+    "  output BLOB,"
+    "  output_size INTEGER NOT NULL DEFAULT 0,"
+    "  cached INTEGER NOT NULL DEFAULT 0,"
+    "  start_mono INTEGER NOT NULL DEFAULT 0,"
+    "  end_mono INTEGER NOT NULL DEFAULT 0,"
+    "  start_wall INTEGER NOT NULL DEFAULT 0,"
+    "  end_wall INTEGER NOT NULL DEFAULT 0,"
+    "  error TEXT,"
+    "  meta TEXT,"
+    "  PRIMARY KEY(run_id, step_key)"
+    ");"
+    "CREATE TABLE lineage("
+    "  run_id TEXT NOT NULL,"
+    "  step_key TEXT NOT NULL,"
+    "  role TEXT NOT NULL,"
+    "  hash TEXT NOT NULL,"
+    "  PRIMARY KEY(run_id, step_key, role, hash)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE cache("
+    "  key TEXT PRIMARY KEY,"
+    "  state TEXT NOT NULL,"
+    "  kind TEXT,"
+    "  owner TEXT,"
+    "  claimed_wall INTEGER NOT NULL DEFAULT 0,"
+    "  output_hash TEXT,"
+    "  output_size INTEGER NOT NULL DEFAULT 0,"
+    "  created_wall INTEGER NOT NULL DEFAULT 0,"
+    "  hits INTEGER NOT NULL DEFAULT 0"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE escalations("
+    "  id INTEGER PRIMARY KEY,"
+    "  run_id TEXT NOT NULL,"
+    "  status TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  context TEXT,"
+    "  note TEXT,"
+    "  created_wall INTEGER NOT NULL,"
+    "  resolved_wall INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX escalations_run ON escalations(run_id, status);";
+
+/* A step row of a version-1 store. */
+struct v1_step {
+    const char *run, *key;
+    int seq;            /* 0 for a failed step */
+    const char *status; /* "committed" or "failed" */
+    int attempt, tries;
+    const char *input;  /* hashed into input_hash */
+    const void *output; /* inline output, or NULL */
+    size_t output_len;  /* its bytes, or the blob's */
+    const char *blob;   /* output in a blob file instead, or NULL */
+    const char *error;  /* for failed steps */
+    int64_t wall;       /* start_wall; end_wall is wall + 5 */
+};
+
+static void v1_insert_step(sqlite3 *db, const char *store, const struct v1_step *v)
+{
+    char in_hash[RB_HASH_HEX_LEN + 1], out_hash[RB_HASH_HEX_LEN + 1];
+    char path[PATH_MAX], sub[PATH_MAX];
+    sqlite3_stmt *st = NULL;
+    int committed = strcmp(v->status, "committed") == 0;
+
+    assert_int_equal(
+        sqlite3_prepare_v2(
+            db,
+            "INSERT INTO steps(run_id, step_key, seq, kind, status, attempt,"
+            " tries, input_hash, output_hash, output, output_size, start_mono,"
+            " end_mono, start_wall, end_wall, error, meta)"
+            " VALUES(?1, ?2, ?3, 'task', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+            " ?12, ?13, ?14, ?15, ?16)",
+            -1, &st, NULL),
+        SQLITE_OK);
+    rb_hash_hex(v->input, strlen(v->input), in_hash);
+    sqlite3_bind_text(st, 1, v->run, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, v->key, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, v->seq);
+    sqlite3_bind_text(st, 4, v->status, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, v->attempt);
+    sqlite3_bind_int(st, 6, v->tries);
+    sqlite3_bind_text(st, 7, in_hash, -1, SQLITE_TRANSIENT);
+    if (committed) {
+        const void *data = v->blob ? (const void *)v->blob : v->output;
+
+        rb_hash_hex(data, v->output_len, out_hash);
+        sqlite3_bind_text(st, 8, out_hash, -1, SQLITE_TRANSIENT);
+        if (v->blob) {
+            pathf(sub, sizeof(sub), "%s/blobs", store);
+            mkdir(sub, 0700);
+            pathf(sub, sizeof(sub), "%s/blobs/%.2s", store, out_hash);
+            mkdir(sub, 0700);
+            blob_file(store, out_hash, path, sizeof(path));
+            write_file(path, v->blob, v->output_len);
+        } else {
+            sqlite3_bind_blob(st, 9, v->output, (int)v->output_len, SQLITE_STATIC);
+        }
+        sqlite3_bind_int64(st, 10, (int64_t)v->output_len);
+    } else {
+        sqlite3_bind_int64(st, 10, 0);
+        sqlite3_bind_text(st, 15, v->error, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 11, v->wall * 1000000);
+    sqlite3_bind_int64(st, 12, (v->wall + 5) * 1000000);
+    sqlite3_bind_int64(st, 13, v->wall);
+    sqlite3_bind_int64(st, 14, v->wall + 5);
+    sqlite3_bind_text(st, 16, "{\"v\":1}", -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/* Checks the log of `run` against the v1 rows of it, in log order (committed
+ * by seq, then failed). */
+static void v1_expect_log(struct rb_store *s, const char *run, const struct v1_step *rows,
+                          const int *order, int n)
+{
+    char in_hash[RB_HASH_HEX_LEN + 1];
+    struct recs log;
+    int i;
+
+    read_log(s, run, &log);
+    assert_int_equal(log.n, n);
+    for (i = 0; i < n; i++) {
+        const struct v1_step *v = &rows[order[i]];
+        const struct rec_copy *c = &log.r[i];
+
+        assert_string_equal(c->key, v->key);
+        assert_int_equal(c->seq, v->seq);
+        assert_string_equal(c->status, v->status);
+        assert_string_equal(c->kind, "task");
+        assert_int_equal(c->attempt, v->attempt);
+        assert_int_equal(c->tries, v->tries);
+        rb_hash_hex(v->input, strlen(v->input), in_hash);
+        assert_string_equal(c->input_hash, in_hash);
+        assert_int_equal(c->start_wall, v->wall);
+        assert_int_equal(c->end_wall, v->wall + 5);
+        assert_int_equal(c->end_mono, (v->wall + 5) * 1000000);
+        assert_non_null(c->meta);
+        assert_string_equal(c->meta, "{\"v\":1}");
+        if (strcmp(v->status, "committed") == 0) {
+            const void *data = v->blob ? (const void *)v->blob : v->output;
+
+            assert_int_equal(c->read_rc, RB_OK);
+            assert_int_equal(c->inline_output, v->blob == NULL);
+            assert_int_equal(c->output.len, v->output_len);
+            if (v->output_len)
+                assert_memory_equal(c->output.data, data, v->output_len);
+            assert_null(c->error);
+        } else {
+            assert_string_equal(c->output_hash, "");
+            assert_non_null(c->error);
+            assert_string_equal(c->error, v->error);
+        }
+    }
+    recs_release(&log);
+}
+
+static int sqlite_int(const char *db_path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int v;
+
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    return v;
+}
+
+/* A store written by rebound 1 (schema version 1) opens, is migrated in
+ * place, and keeps every step with its seq, output and failure; new steps
+ * continue each run's numbering. */
+static void test_store_migrate_v1(void **state)
+{
+    struct fix *fx = *state;
+    static char big[6000];
+    static const unsigned char bin[] = {'b', 0, 'i', 0xff, 'n'};
+    /* Rows in the order rebound 1 wrote them: the runs interleaved, failed
+     * tries in between, so that row order is neither seq nor run order. */
+    const struct v1_step rows[] = {
+        {"beta", "b-one", 1, "committed", 1, 1, "in b1", "b one", 5, NULL, NULL, 1100},
+        {"alpha run", "a-one", 1, "committed", 1, 1, "in a1", "one", 3, NULL, NULL, 2100},
+        {"alpha run", "a-bad", 0, "failed", 1, 3, "in ax", NULL, 0, NULL, "boom: 503",
+         2150},
+        {"beta", "b-bad", 0, "failed", 2, 1, "in bx", NULL, 0, NULL, "timed out", 1150},
+        {"alpha run", "a-big", 2, "committed", 1, 1, "in a2", NULL, sizeof(big), big,
+         NULL, 2200},
+        {"beta", "b-two", 2, "committed", 2, 2, "in b2", bin, sizeof(bin), NULL, NULL,
+         1200},
+        {"alpha run", "a-empty", 3, "committed", 1, 1, "in a3", "", 0, NULL, NULL, 2300},
+    };
+    static const int alpha_order[] = {1, 4, 6, 2}, beta_order[] = {0, 5, 3};
+    struct emit e4 = {"four", 4, 0, 0}, e5 = {"fixed", 5, 0, 0}, e3 = {"b3", 2, 0, 0};
+    struct rb_step_info info;
+    struct rb_error err;
+    struct rb_buf out;
+    struct recs log;
+    struct runs runs = {0};
+    char db_path[PATH_MAX];
+    sqlite3 *db = NULL;
+    struct rb_store *s;
+    struct rb_run *r;
+    int called = 0, a, b;
+    size_t i;
+
+    for (i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    assert_true(rb_store_schema_version() >= 2);
+
+    /* The version-1 store, as rebound 1 left it. */
+    assert_int_equal(mkdir(fx->store, 0700), 0);
+    path_join(db_path, sizeof(db_path), fx->store, "rebound.db");
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_schema, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "PRAGMA user_version = 1;"
+                     " PRAGMA application_id = 1380077124;" /* 0x52424e44 */
+                     " INSERT INTO runs VALUES"
+                     "  ('alpha run', 'active', 2000, 2300, 4, 1),"
+                     "  ('beta', 'active', 1000, 1200, 3, 2);"
+                     " INSERT INTO attempts(run_id, attempt, pid, started_wall,"
+                     "  ended_wall, end_kind, exit_code) VALUES"
+                     "  ('alpha run', 1, 4242, 2000, 2400, 1, 0),"
+                     "  ('beta', 1, 4243, 1000, 1160, 3, 1),"
+                     "  ('beta', 2, 4244, 1170, 1250, 1, 0);",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        v1_insert_step(db, fx->store, &rows[i]);
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(sqlite_int(db_path, "PRAGMA user_version"), 1);
+
+    /* Opened by this rebound: the same logs. */
+    s = open_store(fx->store, NULL);
+    assert_int_equal(sqlite_int(db_path, "PRAGMA user_version"),
+                     rb_store_schema_version());
+    assert_int_equal(sqlite_int(db_path, "PRAGMA application_id"), 0x52424e44);
+    v1_expect_log(s, "alpha run", rows, alpha_order, 4);
+    v1_expect_log(s, "beta", rows, beta_order, 3);
+    assert_int_equal(rb_store_check(s, &err), RB_OK);
+
+    /* Committed steps replay; new ones continue at N + 1; a failed step
+     * committed now takes the next seq. */
+    rb_buf_init(&out);
+    r = open_run(s, "alpha run", 0);
+    assert_int_equal(rb_step(r, "a-one", NULL, fn_never, &called, &out, &info, &err),
+                     RB_OK);
+    assert_int_equal(called, 0);
+    assert_int_equal(info.source, RB_FROM_LOG);
+    assert_int_equal(info.seq, 1);
+    assert_int_equal(out.len, 3);
+    assert_memory_equal(out.data, "one", 3);
+    assert_int_equal(rb_step(r, "a-big", NULL, fn_never, &called, &out, &info, &err),
+                     RB_OK);
+    assert_int_equal(called, 0);
+    assert_int_equal(info.seq, 2);
+    assert_int_equal(out.len, sizeof(big));
+    assert_memory_equal(out.data, big, sizeof(big));
+    assert_int_equal(rb_step(r, "a-four", NULL, fn_emit, &e4, &out, &info, &err), RB_OK);
+    assert_int_equal(info.source, RB_FROM_EXEC);
+    assert_int_equal(info.seq, 4);
+    assert_int_equal(info.attempt, 2);
+    assert_int_equal(rb_step(r, "a-bad", NULL, fn_emit, &e5, &out, &info, &err), RB_OK);
+    assert_int_equal(info.source, RB_FROM_EXEC);
+    assert_int_equal(info.seq, 5);
+    rb_run_close(r);
+
+    r = open_run(s, "beta", 0);
+    assert_int_equal(rb_step(r, "b-two", NULL, fn_never, &called, &out, &info, &err),
+                     RB_OK);
+    assert_int_equal(called, 0);
+    assert_int_equal(info.seq, 2);
+    assert_int_equal(out.len, sizeof(bin));
+    assert_memory_equal(out.data, bin, sizeof(bin));
+    assert_int_equal(rb_step(r, "b-three", NULL, fn_emit, &e3, &out, &info, &err), RB_OK);
+    assert_int_equal(info.seq, 3);
+    assert_int_equal(info.attempt, 3);
+    rb_run_close(r);
+    /* A run begun after the migration numbers its steps from 1. */
+    r = open_run(s, "gamma", 0);
+    assert_int_equal(rb_step(r, "g-one", NULL, fn_emit, &e3, &out, &info, &err), RB_OK);
+    assert_int_equal(info.seq, 1);
+    rb_run_close(r);
+    rb_buf_release(&out);
+    rb_store_close(s);
+
+    /* All of it is there after reopening, and the store is sound. */
+    s = open_store(fx->store, NULL);
+    assert_int_equal(rb_store_check(s, &err), RB_OK);
+    read_log(s, "alpha run", &log);
+    assert_int_equal(log.n, 5);
+    assert_string_equal(log.r[3].key, "a-four");
+    assert_int_equal(log.r[3].seq, 4);
+    assert_string_equal(log.r[4].key, "a-bad");
+    assert_int_equal(log.r[4].seq, 5);
+    assert_string_equal(log.r[4].status, "committed");
+    assert_int_equal(log.r[4].tries, 4);
+    assert_memory_equal(log.r[4].output.data, "fixed", 5);
+    recs_release(&log);
+    read_log(s, "beta", &log);
+    assert_int_equal(log.n, 4);
+    assert_string_equal(log.r[2].key, "b-three");
+    assert_int_equal(log.r[2].seq, 3);
+    assert_string_equal(log.r[3].key, "b-bad");
+    assert_string_equal(log.r[3].status, "failed");
+    assert_int_equal(log.r[3].seq, 0);
+    recs_release(&log);
+    assert_int_equal(rb_store_list_runs(s, collect_run, &runs, &err), RB_OK);
+    assert_int_equal(runs.n, 3);
+    a = find_run(&runs, "alpha run");
+    b = find_run(&runs, "beta");
+    assert_true(a >= 0 && b >= 0);
+    assert_int_equal(runs.steps[a], 5);
+    assert_int_equal(runs.failed[a], 0);
+    assert_int_equal(runs.attempts[a], 2);
+    assert_int_equal(runs.steps[b], 3);
+    assert_int_equal(runs.failed[b], 1);
+    assert_int_equal(runs.attempts[b], 3);
+    rb_store_close(s);
+}
+
+/* ---- temp blob files left by killed writers ------------------------------------ */
+
+static void make_tmp_file(const char *path, time_t age_s)
+{
+    struct timespec ts[2];
+
+    write_file(path, "half a blob", 11);
+    assert_int_equal(clock_gettime(CLOCK_REALTIME, &ts[0]), 0);
+    ts[0].tv_sec -= age_s;
+    ts[1] = ts[0];
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* Opening a store removes temp blob files older than an hour, which no live
+ * writer can own, and leaves younger ones to their writers. */
+static void test_store_sweeps_old_blob_temps(void **state)
+{
+    struct fix *fx = *state;
+    static char big[9000];
+    struct emit e = {big, sizeof(big), 0, 0};
+    char old[PATH_MAX], fresh[PATH_MAX], recent[PATH_MAX], subdir[PATH_MAX];
+    char path[PATH_MAX];
+    struct rb_step_info info;
+    struct rb_buf out;
+    struct rb_store *s = open_store(fx->store, NULL);
+    struct rb_run *r;
+
+    rb_store_close(s);
+    pathf(old, sizeof(old), "%s/blobs/tmp/%064d.a1b2c3", fx->store, 0);
+    pathf(fresh, sizeof(fresh), "%s/blobs/tmp/%064d.d4e5f6", fx->store, 1);
+    pathf(recent, sizeof(recent), "%s/blobs/tmp/%064d.g7h8i9", fx->store, 2);
+    pathf(subdir, sizeof(subdir), "%s/blobs/tmp/not-a-temp-file", fx->store);
+    make_tmp_file(old, 2 * 3600);
+    make_tmp_file(fresh, 0);
+    make_tmp_file(recent, 50 * 60);
+    assert_int_equal(mkdir(subdir, 0700), 0);
+
+    memset(big, 'q', sizeof(big));
+    s = open_store(fx->store, NULL);
+    assert_int_equal(access(old, F_OK), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(access(fresh, F_OK), 0);
+    assert_int_equal(access(recent, F_OK), 0);
+    assert_int_equal(access(subdir, F_OK), 0);
+
+    /* Blobs are written as before. */
+    r = open_run(s, "r", 0);
+    rb_buf_init(&out);
+    assert_int_equal(rb_step(r, "big", NULL, fn_emit, &e, &out, &info, NULL), RB_OK);
+    blob_file(fx->store, info.output_hash, path, sizeof(path));
+    assert_int_equal(access(path, F_OK), 0);
+    rb_buf_release(&out);
+    rb_run_close(r);
+    rb_store_close(s);
+}
+
+/* ---- wording of store errors ----------------------------------------------------- */
+
+/* Store errors name the store once, with what failed first: "cannot open
+ * store 'x': ...", "cannot open run in store 'x': ...", "store 'x' is
+ * corrupt: ...". */
+static void test_store_error_wording(void **state)
+{
+    struct fix *fx = *state;
+    struct rb_store_opts so = {0};
+    struct rb_run_opts ro = {0};
+    char db_path[PATH_MAX], want[PATH_MAX + 128];
+    struct rb_store *s, *s2 = NULL;
+    struct rb_run *r = NULL;
+    struct rb_error err;
+    sqlite3 *db = NULL;
+    const char *p;
+
+    so.busy_timeout_ms = 50;
+    s = open_store(fx->store, &so);
+    path_join(db_path, sizeof(db_path), fx->store, "rebound.db");
+
+    /* Another process holds the write lock. */
+    assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(rb_store_open(fx->store, &so, &s2, &err), RB_EBUSY);
+    assert_null(s2);
+    pathf(want, sizeof(want), "cannot open store '%s': locked by another process (",
+          db_path);
+    if (strncmp(err.message, want, strlen(want)) != 0)
+        fail_msg("message '%s' does not start with '%s'", err.message, want);
+    assert_int_equal(rb_run_open(s, "r", &ro, &r, &err), RB_EBUSY);
+    assert_null(r);
+    pathf(want, sizeof(want),
+          "cannot open run in store '%s': locked by another process (", db_path);
+    if (strncmp(err.message, want, strlen(want)) != 0)
+        fail_msg("message '%s' does not start with '%s'", err.message, want);
+    p = strstr(err.message, "store '");
+    assert_non_null(p);
+    assert_null(strstr(p + 1, "store '")); /* the store is named once */
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    rb_store_close(s);
+
+    /* Not a database at all. */
+    write_file(db_path, "hello, this is not a database\n", 30);
+    assert_int_equal(rb_store_open(fx->store, NULL, &s2, &err), RB_ECORRUPT);
+    assert_null(s2);
+    pathf(want, sizeof(want), "store '%s' is corrupt: file is not a database", db_path);
+    assert_string_equal(err.message, want);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fix_setup, fix_teardown)
 
 int main(void)
@@ -3137,6 +3607,9 @@ int main(void)
         T(test_events),
         T(test_events_observer_gone),
         cmocka_unit_test(test_error_names),
+        T(test_store_migrate_v1),
+        T(test_store_sweeps_old_blob_temps),
+        T(test_store_error_wording),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
