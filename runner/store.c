@@ -25,7 +25,7 @@ enum rb_err rb_store_open(const char *dir, const struct rb_store_opts *opts,
             return rb__fail_errno(err, rb__err_from_errno(errno), errno,
                                   "cannot open store '%s'", dir);
         if (opts && (opts->flags & RB_STORE_MUST_EXIST))
-            return rb__fail(err, RB_ENOENT, "no store at '%s' (check --store)", dir);
+            return rb__fail(err, RB_ENOENT, "no store at '%s'", dir);
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             int e = errno;
             if (e == ENOENT)

@@ -120,8 +120,13 @@ static int open_store(const char *cmd, const char *dir, int full, unsigned flags
     opts.durability = full ? RB_DURABLE_FULL : RB_DURABLE_NORMAL;
     opts.flags = flags;
     rb_error_init(&err);
-    if (rb_store_open(dir, &opts, out, &err) != RB_OK)
+    if (rb_store_open(dir, &opts, out, &err) != RB_OK) {
+        if (err.code == RB_ENOENT && (flags & RB_STORE_MUST_EXIST)) {
+            cli_errorf(cmd, "%s; check --store or REBOUND_STORE", err.message);
+            return EXIT_USAGE;
+        }
         return cli_fail(cmd, &err);
+    }
     return EXIT_OK;
 }
 
