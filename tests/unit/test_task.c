@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -854,6 +855,105 @@ static void test_bad_options(void **state)
     assert_null(out.data);
 }
 
+/* A cacheable task step computed by one run is served to another from the
+ * global cache, without a fork. */
+static void test_cached_task(void **state)
+{
+    struct fix *f = *state;
+    struct bytes_task b = {5000, f->count};
+    struct rb_task_opts o = {.step = {.kind = "render",
+                                      .input = "page 1",
+                                      .input_len = 6,
+                                      .cache = RB_CACHE_ON},
+                             .mem_limit = 32 * MIB};
+    struct rb_buf out, again;
+    struct rb_step_info info;
+    struct rb_error err;
+    struct rb_run *other = NULL;
+
+    rb_buf_init(&out);
+    rb_buf_init(&again);
+    assert_int_equal(
+        rb_task_step(f->run, "render", &o, task_bytes, &b, &out, &info, &err), RB_OK);
+    assert_int_equal(info.source, RB_FROM_EXEC);
+    assert_int_equal(rb_run_open(f->store, "run-2", NULL, &other, &err), RB_OK);
+    assert_int_equal(
+        rb_task_step(other, "render", &o, task_bytes, &b, &again, &info, &err), RB_OK);
+    assert_int_equal(info.source, RB_FROM_CACHE);
+    assert_int_equal(again.len, out.len);
+    assert_memory_equal(again.data, out.data, out.len);
+    assert_int_equal(count_lines(f->count), 1);
+    rb_run_close(other);
+    rb_buf_release(&out);
+    rb_buf_release(&again);
+}
+
+/* Counts itself, then sleeps up to 20 s. */
+static enum rb_err task_linger(void *arg, const struct rb_step_ctx *ctx,
+                               struct rb_buf *out, struct rb_error *err)
+{
+    (void)ctx;
+    (void)err;
+    count_me(arg);
+    sleep_ms(20000);
+    return rb_buf_append(out, "late", 4);
+}
+
+/* An agent killed with SIGKILL in the middle of a task step takes its task
+ * process with it: nothing keeps running for a caller that is gone. (The test
+ * makes itself the subreaper, so the orphaned task comes to it.) */
+static void test_task_dies_with_caller(void **state)
+{
+    struct fix *f = *state;
+    pid_t agent, task = 0, r = 0;
+    int status = 0, i;
+
+    assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    agent = fork();
+    assert_true(agent >= 0);
+    if (agent == 0) {
+        struct rb_store *s = NULL;
+        struct rb_run *run = NULL;
+        struct rb_task_opts o = {.timeout_ms = 60000};
+        struct rb_buf out;
+        struct rb_error err;
+
+        /* Its own handles: a forked process must not use its parent's. */
+        rb_buf_init(&out);
+        if (rb_store_open(f->store_dir, NULL, &s, &err) != RB_OK ||
+            rb_run_open(s, "agent", NULL, &run, &err) != RB_OK)
+            _exit(2);
+        rb_task_step(run, "linger", &o, task_linger, f->count, &out, NULL, &err);
+        _exit(3);
+    }
+    for (i = 0; i < 1000 && count_lines(f->count) < 1; i++)
+        sleep_ms(10);
+    {
+        struct rb_buf c;
+
+        rb_buf_init(&c);
+        assert_int_equal(slurp(f->count, &c), 0);
+        task = (pid_t)atol((const char *)c.data);
+        rb_buf_release(&c);
+    }
+    assert_true(task > 0 && task != agent);
+    assert_int_equal(kill(agent, SIGKILL), 0);
+    assert_int_equal(waitpid(agent, &status, 0), agent);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    /* The task follows within moments, well before its 20 s are up. */
+    for (i = 0; i < 1000; i++) {
+        r = waitpid(task, &status, WNOHANG);
+        if (r == task)
+            break;
+        sleep_ms(10);
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    assert_int_equal(r, task);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_no_child(task);
+}
+
 /* With SIGCHLD ignored the kernel reaps the child itself: the call says so
  * instead of guessing how the task ended. */
 static void test_sigchld_ignored(void **state)
@@ -907,6 +1007,8 @@ int main(void)
         T(test_stdout_once),
         T(test_bad_options),
         T(test_sigchld_ignored),
+        T(test_cached_task),
+        T(test_task_dies_with_caller),
         cmocka_unit_test(test_error_codes),
     };
 
