@@ -80,12 +80,13 @@ struct rb_sup {
     size_t n_faults;
 
     /* the current attempt */
-    int attempt;  /* 1, 2, ... */
-    pid_t pid;    /* the agent, leader of its group */
-    pid_t pgid;   /* its process group (== pid), kept after it ends */
-    int pidfd;    /* -1 when none */
-    int evfd;     /* read end of the event pipe, -1 when closed */
-    char *evline; /* partial event line */
+    int attempt;     /* 1, 2, ... */
+    pid_t pid;       /* the agent, leader of its group */
+    pid_t pgid;      /* its process group (== pid), kept after it ends */
+    int pidfd;       /* -1 when none */
+    int64_t exit_ns; /* when its exit was seen (waitid), supervisor clock */
+    int evfd;        /* read end of the event pipe, -1 when closed */
+    char *evline;    /* partial event line */
     size_t evline_len, evline_cap;
     char **keys; /* distinct step keys entered in this attempt */
     size_t n_keys, cap_keys;

@@ -665,6 +665,7 @@ static void end_attempt(struct rb_sup *sup, int exit_code, int sig)
         json_object_set_new(o, "pgid", json_integer(sup->pgid));
         json_object_set_new(o, "exit_code", sig ? json_null() : json_integer(exit_code));
         json_object_set_new(o, "signal", json_integer(sig));
+        json_object_set_new(o, "exit_t", json_integer(sup->exit_ns));
         if (sup->blame.set) {
             json_object_set_new(o, "failure", json_string(sup->blame.kind));
             json_object_set_new(o, "form", json_string(sup->blame.form));
@@ -765,6 +766,7 @@ static void watch_attempt(struct rb_sup *sup, struct rb_sup_result *res, int64_t
         }
         memset(&si, 0, sizeof(si));
         r = waitid(P_PID, (id_t)sup->pid, &si, WEXITED | WNOHANG);
+        sup->exit_ns = rb__fx_now_ns(); /* the call that sees the exit sets it last */
         if (r == 0 && si.si_pid) {
             if (si.si_code == CLD_EXITED)
                 exit_code = si.si_status;
