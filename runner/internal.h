@@ -158,6 +158,10 @@ struct rb_run {
     unsigned flags;         /* RB_RUN_* given at open */
     int event_fd;           /* 0 when events are off */
     char owner[128];        /* cache owner id: pid:start@host */
+    char *fail_extra;       /* set by a step function of the runner itself
+                               (task.c) before it fails: JSON members that
+                               rb_step() adds to the failure context it
+                               records; rb_step() takes and frees it */
 };
 
 /* The SQLite backend: opens <dir>/rebound.db. */

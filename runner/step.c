@@ -177,13 +177,15 @@ static enum rb_err cache_acquire(struct rb_run *run, const char *key, const char
 
 /* The failure context recorded for a failed try, as JSON. */
 static void failure_json(struct rb_buf *b, const struct rb_run *run, int tries,
-                         enum rb_err code, const struct rb_error *ferr)
+                         enum rb_err code, const struct rb_error *ferr, const char *extra)
 {
     rb__buf_printf(b, "{\"code\":\"%s\",\"message\":", rb_err_name(code));
     rb__json_str(b, ferr->message[0] ? ferr->message : rb_strerror(code));
     if (ferr->cause)
         rb__buf_printf(b, ",\"cause\":%d,\"cause_kind\":\"%s\"", ferr->cause,
                        ferr->cause_kind ? ferr->cause_kind : "");
+    if (extra && *extra)
+        rb__buf_printf(b, ",%s", extra);
     rb__buf_printf(b, ",\"attempt\":%d,\"try\":%d}", run->attempt, tries + 1);
 }
 
@@ -201,6 +203,7 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
     enum rb__claim claim = RB__CLAIM_MINE;
     char in_hash[RB_HASH_HEX_LEN + 1], out_hash[RB_HASH_HEX_LEN + 1];
     char ckey[RB_HASH_HEX_LEN + 1], extra[96];
+    char *extra_ctx = NULL; /* the step function's run->fail_extra */
     int use_cache, found_row = 0, replay = !(run->flags & RB_RUN_NO_REPLAY);
     int64_t seq = 0;
     enum rb_err rc;
@@ -280,12 +283,14 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
         rb_error_init(&ferr);
         rb__event(run, "step.start", key, NULL);
         rc = fn(arg, &ctx, &result, &ferr);
+        extra_ctx = run->fail_extra;
+        run->fail_extra = NULL;
         if (rc == RB_OK && !result.data)
             rb_buf_append(&result, "", 0);
         if (rc != RB_OK) {
             rec.end_mono_ns = rb__mono_ns();
             rec.end_wall_ms = rb__wall_ms();
-            failure_json(&ejson, run, f.tries, rc, &ferr);
+            failure_json(&ejson, run, f.tries, rc, &ferr, extra_ctx);
             rec.error = (const char *)ejson.data;
             store->ops->step_fail(store->be, &rec, NULL);
             if (use_cache)
@@ -354,5 +359,6 @@ out:
     found_release(&f);
     rb_buf_release(&result);
     rb_buf_release(&ejson);
+    free(extra_ctx);
     return rc;
 }

@@ -56,7 +56,11 @@ extern "C" {
     X(ESTEP, "step failed")                                                              \
     X(EPARKED, "run is parked for a human")                                              \
     X(ECHILD, "child process error")                                                     \
-    X(EEXIST, "already exists")
+    X(EEXIST, "already exists")                                                          \
+    X(EOOM, "out of memory limit")                                                       \
+    X(ETIMEOUT, "step timed out")                                                        \
+    X(ECRASH, "step process crashed")                                                    \
+    X(EHTTP, "http request failed")
 
 enum rb_err {
 #define RB__ERR_ENUM(name, text) RB_##name,
@@ -500,6 +504,171 @@ enum rb_err rb_store_read_blob(struct rb_store *store, const char *hash,
  * RB_ECORRUPT when its blob is missing or damaged. */
 enum rb_err rb_store_read_output(struct rb_store *store, const struct rb_step_record *rec,
                                  struct rb_buf *out, struct rb_error *err);
+
+/* ------------------------------------------------------------------------
+ * Task steps: a step run in a child process with resource limits
+ */
+
+/* Options for rb_task_step(); zero-initialised means no limits, no retry. */
+struct rb_task_opts {
+    struct rb_step_opts step; /* as for rb_step(): kind, input, cache, ... */
+    size_t mem_limit;         /* bytes of memory the task may add to what it
+                                 starts with (see below); 0: no limit */
+    int timeout_ms;           /* wall-clock limit; 0: none */
+    int cpu_limit_s;          /* CPU-time limit in seconds (RLIMIT_CPU); 0: none */
+    double retry_oom_factor;  /* > 1: after an OOM, try again within the call
+                                 with the limit times this, up to mem_cap;
+                                 0 or 1: no retry */
+    size_t mem_cap;           /* the largest limit a retry may use */
+    unsigned flags;           /* RB_TASK_* below */
+};
+
+/* Enforce mem_limit by the watchdog alone, without RLIMIT_AS: for tasks in
+ * runtimes that reserve much more address space than they use. */
+#define RB_TASK_NO_RLIMIT_AS 1u
+
+/*
+ * Runs a durable step `key` of `run`, as rb_step() does (replay, global
+ * cache, failure recording, events are the same), except that `fn` runs in a
+ * child process forked for the purpose, under limits:
+ *
+ * - memory: the task may add opts->mem_limit bytes of resident memory to
+ *   what the child holds when `fn` starts (the caller's memory it inherits
+ *   is not counted). The parent samples the child's resident memory every
+ *   few milliseconds and kills it (SIGKILL) past the limit; the child's
+ *   address space is also capped (RLIMIT_AS) at its size at start plus the
+ *   limit, so that allocations beyond it fail — `fn` returning RB_ENOMEM
+ *   under that cap counts as an OOM; and a try whose peak resident memory
+ *   (as the kernel reports it at exit) went past the limit is an OOM even if
+ *   the sampling missed it. A library built with AddressSanitizer, or
+ *   RB_TASK_NO_RLIMIT_AS, leaves RLIMIT_AS alone.
+ * - CPU time: RLIMIT_CPU; the child gets SIGXCPU at the limit.
+ * - wall clock: the parent kills the child (SIGKILL) at opts->timeout_ms.
+ *
+ * The child writes `fn`'s output (or its error) back through a pipe; the
+ * output is persisted and committed in the parent, as for rb_step(). `fn`
+ * runs in a copy of the calling process: it must not use the parent's store
+ * or run handles (ctx->run is for reading its fields only), its changes to
+ * memory are not seen by the caller, and only the calling thread exists in
+ * the child (do not rely on locks other threads may hold). Buffered stdout
+ * and stderr of the child are flushed when `fn` returns; the caller's
+ * unflushed output is not written twice. The child dies with its parent
+ * (PR_SET_PDEATHSIG). Processes `fn` starts itself are not watched nor
+ * killed. rb_task_step() waits for its child by pid: SIGCHLD must not be
+ * ignored, and no other code may reap it.
+ *
+ * A try that fails is recorded with a JSON failure context that the next try
+ * sees as ctx->last_error: rb_step()'s fields (code, message, attempt, try)
+ * and "kind" ("oom", "timeout", "cpu", "signal", "exit", or "error" when
+ * `fn` itself returned an error), "mechanism" for an OOM ("watchdog",
+ * "rlimit_as" or "peak"), "signal" (0 if none), "exit_code" (-1 if none),
+ * "limit" (the memory limit of that try, bytes), "rss_peak" (the most
+ * resident memory the task added, bytes), "timeout_ms", "cpu_limit_s",
+ * "cpu_ms" and "task_pid". Events "task.start" (with task_pid and the
+ * limits) and "task.end" (with the same fields as above) are written around
+ * each child.
+ *
+ * With opts->retry_oom_factor > 1, a try that fails with RB_EOOM is tried
+ * again within this call with the limit multiplied by the factor, capped at
+ * opts->mem_cap, until a try succeeds, fails otherwise, or a try at the cap
+ * failed; every failed try is recorded. `opts` may be NULL (no limits).
+ *
+ * Returns RB_OK as rb_step() does. Errors: RB_EOOM (the last try exceeded
+ * its memory limit), RB_ETIMEOUT (wall-clock or CPU limit), RB_ECRASH (the
+ * child was killed by a signal, or exited without answering), whatever `fn`
+ * returned (its error and message, carried from the child), RB_ECHILD (no
+ * child could be started or waited for), RB_EINVAL (bad options: a factor
+ * that is negative or not a number, a factor > 1 without a mem_limit, or a
+ * mem_cap below mem_limit), and rb_step()'s own errors. err->message says
+ * what happened, e.g. "task step 'build' exceeded its memory limit of 32.0
+ * MiB (peak 64.2 MiB) and was killed". On error `out` is unaltered.
+ */
+enum rb_err rb_task_step(struct rb_run *run, const char *key,
+                         const struct rb_task_opts *opts, rb_step_fn fn, void *arg,
+                         struct rb_buf *out, struct rb_step_info *info,
+                         struct rb_error *err);
+
+/* ------------------------------------------------------------------------
+ * LLM and tool steps: an HTTP call as a durable step
+ */
+
+/*
+ * Options for rb_llm_step() and rb_tool_step(); zero-initialised means the
+ * defaults. Strings are borrowed for the call.
+ */
+struct rb_llm_opts {
+    const char *base_url;   /* LLM: OpenAI base URL ("http://host:port/v1");
+                               NULL: $OPENAI_BASE_URL */
+    const char *tools_url;  /* tools: URL the tool's name is appended to
+                               ("http://host:port/tools"); NULL: $REBOUND_TOOLS_URL */
+    const char *api_key;    /* sent as "Authorization: Bearer KEY" and nowhere
+                               else; NULL: $OPENAI_API_KEY (LLM) or
+                               $REBOUND_TOOLS_API_KEY (tools); "" or unset: none */
+    int cache;              /* 1: use the global cache; -1: never; 0: LLM calls
+                               with "temperature": 0 are cached, tools are not */
+    int side_effect;        /* tools: 1 when the tool changes the world: never
+                               cached, and sent with an Idempotency-Key */
+    const char *version;    /* cache version string (as rb_step_opts.version) */
+    int connect_timeout_ms; /* per try; 0: 10000 */
+    int timeout_ms;         /* per try, the whole exchange; 0: 120000 */
+    int max_attempts;       /* tries in all; 0: 5 */
+    int backoff_base_ms;    /* first backoff ceiling, doubled each try; 0: 500 */
+    int backoff_max_ms;     /* largest backoff ceiling; 0: 30000 */
+    int retry_after_max_ms; /* cap on a wait a Retry-After asks for; 0: 60000 */
+    uint64_t jitter_seed;   /* 0: seeded from the clock; else the waits are a
+                               function of (seed, run, key): for tests */
+};
+
+/*
+ * Calls an OpenAI-compatible LLM as durable step `key` of `run`: POSTs
+ * `request_json` (the caller's OpenAI chat request, a JSON object) to
+ * {base_url}/chat/completions and returns the answer's body in `out`.
+ *
+ * The step is an rb_step() of kind "llm" whose input is the request as
+ * canonical JSON (keys sorted, compact) and the URL (without any user:password
+ * part), so a step committed in this run is replayed from the log without a
+ * request, and a cached call (see opts->cache) is served from the global
+ * cache to any run that makes the same request to the same URL.
+ *
+ * A try that cannot connect, is reset, times out, is cut short, answers with
+ * a body that is not JSON, or answers 408, 429 or 5xx is tried again, up to
+ * opts->max_attempts tries, after a wait drawn uniformly from
+ * [0, min(backoff_max_ms, backoff_base_ms * 2^(tries-1))] (full jitter) or the
+ * answer's Retry-After (capped by retry_after_max_ms), whichever is longer.
+ * Each wait writes a "step.retry" event (try, reason, http_status, curl_code,
+ * wait_ms). Other statuses (400, 401, 404, ...) fail at once.
+ *
+ * Returns RB_OK with the body in `out` (its contents replaced) and `info` (may
+ * be NULL) filled as rb_step() does. Errors: RB_EINVAL (request_json is not a
+ * JSON object, or no base URL), RB_EHTTP when the call failed: err's message
+ * says how (`llm call 'ask' to 'http://...' failed after 5 tries: http status
+ * 503: ...`), err->cause is the last HTTP status (cause_kind "http") or
+ * libcurl code (cause_kind "curl"), and the failure recorded in the log holds
+ * "http": {"kind", "http_status", "curl_code", "attempts", "retry_after_ms",
+ * "url"}, kind being "http", "timeout", "connect", "reset", "truncated",
+ * "body" or "request". Store errors as rb_step(). On error `out` is unaltered.
+ *
+ * The API key never reaches the log, the cache key, events or error messages.
+ */
+enum rb_err rb_llm_step(struct rb_run *run, const char *key,
+                        const struct rb_llm_opts *opts, const char *request_json,
+                        struct rb_buf *out, struct rb_step_info *info,
+                        struct rb_error *err);
+
+/*
+ * Calls tool `tool` (letters, digits, '_', '-', '.') as durable step `key` of
+ * `run`: POSTs `args_json` (a JSON object) to {tools_url}/{tool} and returns
+ * the answer's body in `out`. As rb_llm_step() in all else, with kind "tool".
+ *
+ * With opts->side_effect the call is never cached and carries the header
+ * `Idempotency-Key: rb-<hex>`, derived from the run id and the step key only:
+ * every try of this step, in this attempt or after a restart, sends the same
+ * key, so a server that honours it applies the effect once.
+ */
+enum rb_err rb_tool_step(struct rb_run *run, const char *key,
+                         const struct rb_llm_opts *opts, const char *tool,
+                         const char *args_json, struct rb_buf *out,
+                         struct rb_step_info *info, struct rb_error *err);
 
 #ifdef __cplusplus
 }
