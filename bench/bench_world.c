@@ -4,8 +4,11 @@
  * connections, journal on (in memory and as a JSON-lines file). Target:
  * >= 20,000/s on a 2-core machine, client and server sharing it.
  *
- * usage: bench_world [--seconds S] [--connections N] [--no-journal-file]
- * Prints one line: requests, seconds, requests/s, errors.
+ * usage: bench_world [all] [--seconds S] [--connections N] [--no-journal-file]
+ *                    [--quick] [--work DIR] [--rebound PATH]
+ * Prints one line: requests, seconds, requests/s, errors. bench/run.sh's
+ * common options (all, --work, --rebound) are accepted and not needed;
+ * --quick runs for 1 s; other options meant for other benches are ignored.
  */
 #include "harness/world/world.h"
 
@@ -61,11 +64,14 @@ int main(int argc, char **argv)
             nconn = atoi(argv[++i]);
         else if (strcmp(argv[i], "--no-journal-file") == 0)
             journal_file = 0;
-        else {
-            fprintf(stderr, "usage: bench_world [--seconds S] [--connections N] "
-                            "[--no-journal-file]\n");
-            return 2;
-        }
+        else if (strcmp(argv[i], "--quick") == 0)
+            seconds = 1.0;
+        else if ((strcmp(argv[i], "--work") == 0 || strcmp(argv[i], "--rebound") == 0) &&
+                 i + 1 < argc)
+            i++;
+        else if (strcmp(argv[i], "all") != 0)
+            fprintf(stderr, "bench_world: ignoring '%s' (not one of its options)\n",
+                    argv[i]);
     }
     if (seconds <= 0 || nconn < 1 || nconn > 1000) {
         fprintf(stderr, "bench_world: bad --seconds or --connections\n");
