@@ -56,5 +56,6 @@ int cmd_escalations(int argc, char **argv);
 int cmd_park(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_world(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 #endif

@@ -26,6 +26,7 @@ static const char usage[] =
     "  park         park a run for a human, with a reason and context\n"
     "  check        check a store's integrity\n"
     "  world        run the world: a simulated LLM and tools on 127.0.0.1, with faults\n"
+    "  lint         validate scenario files: every problem as FILE:LINE:COL: message\n"
     "\n"
     "Run 'rebound <command> --help' for a command's options.\n"
     "\n"
@@ -152,6 +153,7 @@ static const struct {
     {"park", cmd_park},
     {"check", cmd_check},
     {"world", cmd_world},
+    {"lint", cmd_lint},
 };
 
 int main(int argc, char **argv)
