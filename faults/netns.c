@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,9 +176,19 @@ int rb__netns_child(void)
 
 enum rb_err rb__netns_attach(struct rb_netns *ns, pid_t pid, struct rb_error *err)
 {
-    char pidstr[24], host[40], agent[40];
+    char pidstr[40], host[40], agent[40];
+    struct stat agent_ns, self_ns;
     enum rb_err rc;
 
+    /* Never wire the supervisor's own network: the agent must already be in
+     * a namespace of its own. */
+    snprintf(pidstr, sizeof(pidstr), "/proc/%ld/ns/net", (long)pid);
+    if (stat(pidstr, &agent_ns) != 0 || stat("/proc/self/ns/net", &self_ns) != 0 ||
+        (agent_ns.st_dev == self_ns.st_dev && agent_ns.st_ino == self_ns.st_ino))
+        return rb__fx_fail(err, RB_ECHILD,
+                           "agent %ld is not in a network namespace of its own; "
+                           "nothing was changed",
+                           (long)pid);
     ns->seq++;
     /* Interface names hold 15 bytes: "rbh" + pid (7 digits) + "x" + 2 digits. */
     snprintf(ns->name, sizeof(ns->name), "rebound-%ld-%d", (long)getpid(), ns->seq);

@@ -371,7 +371,7 @@ static void child_fail(int fd, int e)
 /* In the child: own group, death with the parent, clean signal state,
  * limits, then exec. Reports an errno through errfd on failure. */
 static void child_main(struct rb_sup *sup, const char *path, char **envp, int evw,
-                       int errfd, int gofd, pid_t parent)
+                       int errfd, int gofd, int readyfd, pid_t parent)
 {
     sigset_t none;
     char go;
@@ -383,10 +383,13 @@ static void child_main(struct rb_sup *sup, const char *path, char **envp, int ev
     if (getppid() != parent)
         _exit(127); /* the supervisor died before we could tie our fate to it */
     if (sup->netns) {
-        /* Our own network, wired by the supervisor while we wait. */
+        /* Our own network, wired by the supervisor while we wait. It may
+         * attach to our namespace only once we are in it: tell it so. */
         e = rb__netns_child();
         if (e)
             child_fail(errfd, e);
+        while (write(readyfd, "r", 1) < 0 && errno == EINTR)
+            ;
         while ((e = (int)read(gofd, &go, 1)) < 0 && errno == EINTR)
             ;
         if (e != 1)
@@ -418,7 +421,7 @@ static void child_main(struct rb_sup *sup, const char *path, char **envp, int ev
 
 static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
 {
-    int ev[2] = {-1, -1}, ep[2] = {-1, -1}, gp[2] = {-1, -1}, e = 0;
+    int ev[2] = {-1, -1}, ep[2] = {-1, -1}, gp[2] = {-1, -1}, rp[2] = {-1, -1}, e = 0;
     char **envp = NULL, *path = NULL;
     enum rb_err rc = RB_OK;
     pid_t pid, parent = getpid();
@@ -431,7 +434,7 @@ static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
         goto out;
     }
     if (pipe2(ev, O_CLOEXEC) != 0 || pipe2(ep, O_CLOEXEC) != 0 ||
-        pipe2(gp, O_CLOEXEC) != 0) {
+        pipe2(gp, O_CLOEXEC) != 0 || pipe2(rp, O_CLOEXEC) != 0) {
         rc = rb__fx_fail_errno(err, RB_EIO, errno, "cannot make the agent's pipes");
         goto out;
     }
@@ -453,8 +456,11 @@ static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
         close(ev[0]);
         close(ep[0]);
         close(gp[1]);
-        child_main(sup, path, envp, ev[1], ep[1], gp[0], parent);
+        close(rp[0]);
+        child_main(sup, path, envp, ev[1], ep[1], gp[0], rp[1], parent);
     }
+    close(rp[1]);
+    rp[1] = -1;
     close(ep[1]);
     ep[1] = -1;
     close(ev[1]);
@@ -462,7 +468,18 @@ static enum rb_err spawn(struct rb_sup *sup, struct rb_error *err)
     close(gp[0]);
     gp[0] = -1;
     if (sup->netns) {
-        rc = rb__netns_attach(sup->netns, pid, err);
+        char ready;
+
+        /* Wait until the child is in its own namespace: attaching earlier
+         * would name (and wire) the supervisor's own network. */
+        do
+            n = read(rp[0], &ready, 1);
+        while (n < 0 && errno == EINTR);
+        rc = n == 1 ? rb__netns_attach(sup->netns, pid, err)
+                    : rb__fx_fail(err, RB_ECHILD,
+                                  "cannot start agent '%s': it died before entering "
+                                  "its network namespace",
+                                  sup->argv[0]);
         if (rc == RB_OK && write(gp[1], "g", 1) != 1)
             rc = rb__fx_fail_errno(err, RB_EIO, errno, "cannot start agent '%s'",
                                    sup->argv[0]);
@@ -504,6 +521,10 @@ out:
         close(gp[0]);
     if (gp[1] >= 0)
         close(gp[1]);
+    if (rp[0] >= 0)
+        close(rp[0]);
+    if (rp[1] >= 0)
+        close(rp[1]);
     free_strv(envp);
     free(path);
     return rc;
