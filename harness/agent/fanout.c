@@ -1,0 +1,233 @@
+/*
+ * fanout.c - the built-in agent's research threads: at the workflow's
+ * fanout step, K threads (at most `concurrency` at once), each with its own
+ * store and run handle joined to the same attempt and its own key prefix
+ * ("research-2/tool-041"), search and summarise a topic. Threads asked the
+ * same question make identical calls, which the global cache collapses into
+ * one (single flight): duplicate threads converge instead of redoing work.
+ */
+#include "agent/internal.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct research {
+    struct rb__agent *a;            /* shared, read only in threads */
+    int index;                      /* 1-based thread number */
+    int step;                       /* its workflow step */
+    char query[256];                /* the topic it searches */
+    char *summary;                  /* owned; what it found */
+    struct rb__agent_counts counts; /* its steps */
+    enum rb_err rc;                 /* how it ended */
+    struct rb_error err;            /* why, when rc is not RB_OK */
+    char failed_key[96];            /* the step that failed, or "" */
+};
+
+struct pool {
+    pthread_mutex_t lock;
+    struct research *items;
+    int n;
+    int next; /* next item to take */
+};
+
+static enum rb_err research_calls(struct research *r, struct rb_run *run)
+{
+    struct rb__agent *a = r->a;
+    struct rb_llm_opts lo;
+    struct rb_step_info info;
+    struct rb_buf out;
+    json_t *args = NULL, *req = NULL, *call = NULL;
+    char *args_text = NULL, *body = NULL, *text = NULL, prompt[8192];
+    enum rb_err rc;
+
+    rb_buf_init(&out);
+    rb__agent_llm_opts(a, &lo);
+    lo.cache = 1;
+    args = json_pack("{s:s}", "query", r->query);
+    args_text = args ? json_dumps(args, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!args_text) {
+        rc = rb__agent_fail(&r->err, RB_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(r->failed_key, sizeof(r->failed_key), "research-%d/tool-%03d", r->index,
+             r->step);
+    rc = rb_tool_step(run, r->failed_key, &lo, "search", args_text, &out, &info, &r->err);
+    if (rc != RB_OK)
+        goto out;
+    rb__agent_count(&r->counts, &info);
+    if (!a->research_llm) {
+        text = strdup((const char *)out.data);
+        goto done;
+    }
+    snprintf(prompt, sizeof(prompt), "Summarise the research on '%s': %.7000s", r->query,
+             (const char *)out.data);
+    req = json_pack("{s:s, s:i, s:s, s:[{s:s, s:s}, {s:s, s:s}]}", "model", a->model,
+                    "temperature", 0, "tool_choice", "none", "messages", "role", "system",
+                    "content", "You are a researcher. Answer briefly.", "role", "user",
+                    "content", prompt);
+    body = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    if (!body) {
+        rc = rb__agent_fail(&r->err, RB_ENOMEM, "out of memory");
+        goto out;
+    }
+    snprintf(r->failed_key, sizeof(r->failed_key), "research-%d/llm-%03d", r->index,
+             r->step);
+    rc = rb_llm_step(run, r->failed_key, &lo, body, &out, &info, &r->err);
+    if (rc != RB_OK)
+        goto out;
+    rb__agent_count(&r->counts, &info);
+    if (info.source == RB_FROM_EXEC)
+        r->counts.llm_calls++;
+    text = rb__agent_answer_content((const char *)out.data, out.len, &call);
+    if (!text) {
+        rc = rb__agent_fail(&r->err, RB_EINVAL,
+                            "llm step '%s' got an answer without choices[0].message",
+                            r->failed_key);
+        goto out;
+    }
+done:
+    r->summary = text;
+    text = NULL;
+    r->failed_key[0] = '\0';
+out:
+    json_decref(call);
+    json_decref(req);
+    json_decref(args);
+    free(body);
+    free(args_text);
+    free(text);
+    rb_buf_release(&out);
+    return rc;
+}
+
+static void research_run(struct research *r)
+{
+    struct rb__agent *a = r->a;
+    struct rb_store *store = NULL;
+    struct rb_run *run = NULL;
+    struct rb_run_opts ro = {0};
+
+    rb_error_init(&r->err);
+    r->rc = rb_store_open(a->o->store_dir, NULL, &store, &r->err);
+    if (r->rc != RB_OK)
+        return;
+    ro.flags = RB_RUN_JOIN | (a->run_flags & RB_RUN_NO_REPLAY);
+    ro.attempt = a->attempt;
+    ro.event_fd = a->event_fd;
+    r->rc = rb_run_open(store, a->o->run_id, &ro, &run, &r->err);
+    if (r->rc == RB_OK)
+        r->rc = research_calls(r, run);
+    /* a joined handle does not end the attempt: the main thread does */
+    rb_run_abandon(run);
+    rb_store_close(store);
+}
+
+static void *worker(void *arg)
+{
+    struct pool *p = arg;
+    int i;
+
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        i = p->next < p->n ? p->next++ : -1;
+        pthread_mutex_unlock(&p->lock);
+        if (i < 0)
+            break;
+        research_run(&p->items[i]);
+    }
+    return NULL;
+}
+
+static enum rb_err gather(struct rb__agent *a, struct research *items, int n,
+                          struct rb_error *err)
+{
+    size_t len = 0;
+    char *all, *p;
+    int i;
+    enum rb_err rc;
+
+    for (i = 0; i < n; i++) {
+        a->counts.steps += items[i].counts.steps;
+        a->counts.executed += items[i].counts.executed;
+        a->counts.replayed += items[i].counts.replayed;
+        a->counts.cached += items[i].counts.cached;
+        a->counts.llm_calls += items[i].counts.llm_calls;
+    }
+    for (i = 0; i < n; i++) {
+        if (items[i].rc == RB_OK)
+            continue;
+        if (err)
+            *err = items[i].err;
+        if (items[i].rc == RB_EHTTP)
+            return rb__agent_park(a, items[i].failed_key,
+                                  strstr(items[i].failed_key, "/llm-") ? "llm" : "tool",
+                                  err);
+        return items[i].rc;
+    }
+    len = a->findings ? strlen(a->findings) + 2 : 0;
+    for (i = 0; i < n; i++)
+        len += strlen(items[i].summary) + 32;
+    all = malloc(len + 1);
+    if (!all)
+        return rb__agent_fail(err, RB_ENOMEM, "out of memory");
+    p = all;
+    if (a->findings)
+        p += snprintf(p, len + 1, "%s; ", a->findings);
+    for (i = 0; i < n; i++)
+        p += snprintf(p, len + 1 - (size_t)(p - all), "research %d: %s%s", i + 1,
+                      items[i].summary, i + 1 < n ? "; " : "");
+    rc = rb__agent_set_findings(a, all, 0);
+    free(all);
+    return rc;
+}
+
+enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
+{
+    const struct rb_scenario_workflow *wf = a->o->wf;
+    int n = wf->fanout_threads, unique = n - wf->fanout_duplicates, i, started = 0;
+    int nthreads = a->concurrency < n ? a->concurrency : n;
+    struct pool pool;
+    pthread_t *threads = NULL;
+    struct research *items = NULL;
+    enum rb_err rc = RB_OK;
+
+    if (unique < 1)
+        unique = 1;
+    items = calloc((size_t)n, sizeof(*items));
+    threads = calloc((size_t)nthreads, sizeof(*threads));
+    if (!items || !threads) {
+        rc = rb__agent_fail(err, RB_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        items[i].a = a;
+        items[i].index = i + 1;
+        items[i].step = wf->fanout_at_step + i;
+        /* the duplicates repeat the question of an earlier thread */
+        snprintf(items[i].query, sizeof(items[i].query), "%s topic %d", a->o->name,
+                 i % unique + 1);
+    }
+    pool.items = items;
+    pool.n = n;
+    pool.next = 0;
+    pthread_mutex_init(&pool.lock, NULL);
+    for (i = 0; i < nthreads; i++) {
+        if (pthread_create(&threads[i], NULL, worker, &pool) != 0)
+            break;
+        started++;
+    }
+    if (started == 0)
+        worker(&pool); /* no thread could start: do the work here */
+    for (i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&pool.lock);
+    rc = gather(a, items, n, err);
+out:
+    for (i = 0; items && i < n; i++)
+        free(items[i].summary);
+    free(items);
+    free(threads);
+    return rc;
+}

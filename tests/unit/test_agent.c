@@ -1,0 +1,336 @@
+/*
+ * test_agent.c - unit tests of the built-in agent (harness/agent) against the
+ * real world server on loopback, started in process, and a real store in a
+ * scratch folder: a workflow runs to the world's final answer and a rerun
+ * replays it without a request; duplicate research threads are served from
+ * the global cache; after a run parked by a dead LLM is resumed, the correct
+ * agent re-sends the same history while "drop-history" sends another; an OOM
+ * of the attempt before is answered with more memory, unless the agent
+ * ignores its failure context; "no-replay" asks the world everything again.
+ *
+ * ctest-timeout: 90
+ */
+#define _GNU_SOURCE
+#include "harness/agent/agent.h"
+#include "harness/world/world.h"
+
+#include <ftw.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+
+#include <cmocka.h>
+
+struct fx {
+    struct rb_world *w;
+    char dir[64];    /* scratch folder, the store */
+    char base[128];  /* OpenAI base URL of the world */
+    char tools[128]; /* tools URL of the world */
+    int arm_after;   /* add a 503 fault on /v1/ after this many LLM answers */
+    int answered;    /* LLM answers so far (counted when armed) */
+    struct rb_scenario_workflow wf;
+    struct rb_scenario_task task;
+};
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* After arm_after finished LLM exchanges, every LLM call answers 503. */
+static void on_entry(void *arg, const struct rb_world_entry *e)
+{
+    struct fx *f = arg;
+    struct rb_world_fault fault;
+
+    if (!f->arm_after || e->end_ns == 0 || strcmp(e->route, "/v1/chat/completions") != 0)
+        return;
+    if (__atomic_add_fetch(&f->answered, 1, __ATOMIC_SEQ_CST) == f->arm_after) {
+        rb_world_fault_init(&fault, RB_WORLD_FAULT_SERVER_ERROR);
+        snprintf(fault.route, sizeof(fault.route), "/v1/");
+        /* no cmocka assert off the main thread: the test sees no fault */
+        (void)rb_world_fault_add(f->w, &fault, NULL, NULL);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    struct rb_world_config cfg;
+    struct rb_error err;
+
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/rb-agent-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    rb_world_config_init(&cfg);
+    cfg.seed = 5;
+    cfg.on_entry = on_entry;
+    cfg.on_entry_arg = f;
+    assert_int_equal(rb_world_start(&cfg, &f->w, &err), RB_OK);
+    rb_world_config_release(&cfg);
+    snprintf(f->base, sizeof(f->base), "%s/v1", rb_world_url(f->w));
+    snprintf(f->tools, sizeof(f->tools), "%s/tools", rb_world_url(f->w));
+    /* 12 steps: a tool loop of 3 LLM turns, a task at step 4, and research
+     * threads at steps 7..9, the third asking the first one's question */
+    f->wf.steps = 12;
+    f->wf.llm_turns = 6;
+    f->task.step = 4;
+    f->task.alloc_mb = 2;
+    f->wf.tasks = &f->task;
+    f->wf.n_tasks = 1;
+    f->wf.fanout_at_step = 7;
+    f->wf.fanout_threads = 3;
+    f->wf.fanout_duplicates = 1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+
+    rb_world_stop(f->w);
+    nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void opts_for(struct fx *f, struct rb_agent_opts *o, const char *run,
+                     enum rb_scenario_mode mode)
+{
+    memset(o, 0, sizeof(*o));
+    o->store_dir = f->dir;
+    o->run_id = run;
+    o->name = "unit";
+    o->wf = &f->wf;
+    o->mode = mode;
+    o->base_url = f->base;
+    o->tools_url = f->tools;
+    o->llm_tries = 1;
+    o->backoff_ms = 1;
+}
+
+static size_t chat_requests(struct fx *f)
+{
+    struct rb_world_entry e[256];
+    size_t n = rb_world_journal_read(f->w, 0, e, 256), i, k = 0;
+
+    for (i = 0; i < n; i++)
+        k += strcmp(e[i].route, "/v1/chat/completions") == 0;
+    return k;
+}
+
+static void test_runs_then_replays(void **state)
+{
+    struct fx *f = *state;
+    struct rb_agent_opts o;
+    struct rb_agent_result r1, r2;
+    struct rb_error err;
+    size_t before;
+
+    opts_for(f, &o, "r", RB_SCENARIO_MODE_CORRECT);
+    rb_agent_result_init(&r1);
+    rb_agent_result_init(&r2);
+    assert_int_equal(rb_agent_run(&o, &r1, &err), RB_OK);
+    assert_non_null(strstr(r1.answer, "tool calls: "));
+    assert_int_equal(r1.attempt, 1);
+    assert_int_equal(r1.replayed, 0);
+    /* the duplicate thread's search and summary come from the cache */
+    assert_int_equal(r1.cached, 2);
+    assert_int_equal(r1.executed + r1.cached, r1.steps);
+    /* 3 turns of the loop and 2 distinct summaries reached the world */
+    assert_int_equal(r1.llm_calls, 5);
+    before = rb_world_journal_count(f->w);
+    assert_int_equal(chat_requests(f), 5);
+
+    assert_int_equal(rb_agent_run(&o, &r2, &err), RB_OK);
+    assert_string_equal(r2.answer, r1.answer);
+    assert_int_equal(r2.attempt, 2);
+    assert_int_equal(r2.executed, 0);
+    assert_int_equal(r2.replayed, r1.steps);
+    assert_int_equal(rb_world_journal_count(f->w), before);
+    rb_agent_result_release(&r1);
+    rb_agent_result_release(&r2);
+}
+
+static void test_no_replay_asks_again(void **state)
+{
+    struct fx *f = *state;
+    struct rb_agent_opts o;
+    struct rb_agent_result r1, r2;
+    struct rb_error err;
+
+    f->wf.fanout_at_step = 0; /* no cache in the way */
+    f->wf.fanout_threads = 0;
+    f->wf.fanout_duplicates = 0;
+    opts_for(f, &o, "nr", RB_SCENARIO_MODE_NO_REPLAY);
+    rb_agent_result_init(&r1);
+    rb_agent_result_init(&r2);
+    assert_int_equal(rb_agent_run(&o, &r1, &err), RB_OK);
+    assert_int_equal(rb_agent_run(&o, &r2, &err), RB_OK);
+    assert_string_equal(r2.answer, r1.answer);
+    assert_int_equal(r2.replayed, 0);
+    assert_int_equal(r2.executed, r1.steps);
+    assert_int_equal(chat_requests(f), 2 * (size_t)r1.llm_calls);
+    rb_agent_result_release(&r1);
+    rb_agent_result_release(&r2);
+}
+
+/* Runs into a dead LLM after its first answer (parked at the second call), heals and
+ * resolves, resumes; returns 1 when the first request after the resume repeats the one
+ * that failed (the same history). */
+static int resume_repeats_history(struct fx *f, enum rb_scenario_mode mode)
+{
+    struct rb_agent_opts o;
+    struct rb_agent_result r;
+    struct rb_world_entry e[256];
+    struct rb_store *st = NULL;
+    struct rb_error err;
+    size_t n, i, failed = 0, next = 0, faulted = 0;
+
+    f->arm_after = 1;
+    opts_for(f, &o, "dh", RB_SCENARIO_MODE_CORRECT);
+    rb_agent_result_init(&r);
+    assert_int_equal(rb_agent_run(&o, &r, &err), RB_EPARKED);
+    assert_non_null(strstr(err.message, "parked for a human"));
+    f->arm_after = 0;
+    assert_int_equal(rb_world_fault_heal(f->w, 0), RB_OK);
+    assert_int_equal(rb_store_open(f->dir, NULL, &st, &err), RB_OK);
+    assert_int_equal(rb_store_resolve(st, "dh", "healed", &err), RB_OK);
+    rb_store_close(st);
+    o.mode = mode;
+    assert_int_equal(rb_agent_run(&o, &r, &err), RB_OK);
+    assert_int_equal(r.attempt, 2);
+    assert_true(r.replayed > 0);
+    rb_agent_result_release(&r);
+
+    n = rb_world_journal_read(f->w, 0, e, 256);
+    for (i = 0; i < n; i++)
+        if (strcmp(e[i].route, "/v1/chat/completions") == 0) {
+            if (e[i].fault[0]) {
+                failed = i + 1;
+                faulted++;
+            } else if (failed && !next)
+                next = i + 1;
+        }
+    assert_int_equal(faulted, 1); /* one try, then parked */
+    assert_true(next > failed);
+    return strcmp(e[failed - 1].hash, e[next - 1].hash) == 0;
+}
+
+static void test_resume_keeps_history(void **state)
+{
+    assert_true(resume_repeats_history(*state, RB_SCENARIO_MODE_CORRECT));
+}
+
+static void test_drop_history_loses_it(void **state)
+{
+    assert_false(resume_repeats_history(*state, RB_SCENARIO_MODE_DROP_HISTORY));
+}
+
+/* The attempt before died of an OOM at 8 MiB; the task needs 12. */
+static enum rb_err run_after_oom(struct fx *f, const char *run,
+                                 enum rb_scenario_mode mode)
+{
+    struct rb_agent_opts o;
+    struct rb_agent_result r;
+    struct rb_store *st = NULL;
+    struct rb_run *run1 = NULL;
+    struct rb_error err;
+    enum rb_err rc;
+
+    f->wf.steps = 3;
+    f->wf.llm_turns = 0;
+    f->wf.fanout_at_step = 0;
+    f->wf.fanout_threads = 0;
+    f->wf.fanout_duplicates = 0;
+    f->task.step = 2;
+    f->task.alloc_mb = 12;
+    opts_for(f, &o, run, mode);
+    o.task_mem = 8u << 20;
+    o.task_mem_cap = 64u << 20;
+    /* attempt 1 died (as a supervisor saw it, of an OOM) */
+    assert_int_equal(rb_store_open(f->dir, NULL, &st, &err), RB_OK);
+    assert_int_equal(rb_run_open(st, run, NULL, &run1, &err), RB_OK);
+    rb_run_abandon(run1);
+    rb_store_close(st);
+    o.run_opts.last_failure = "{\"kind\":\"oom\",\"limit_mb\":8}";
+    rb_agent_result_init(&r);
+    rc = rb_agent_run(&o, &r, &err);
+    rb_agent_result_release(&r);
+    return rc;
+}
+
+static int count_task_tries(void *arg, const struct rb_step_record *rec)
+{
+    int *tries = arg;
+
+    if (strcmp(rec->key, "task-002") == 0)
+        *tries = rec->tries;
+    return 0;
+}
+
+static int task_tries(struct fx *f, const char *run)
+{
+    struct rb_store *st = NULL;
+    struct rb_error err;
+    int tries = 0;
+
+    assert_int_equal(rb_store_open(f->dir, NULL, &st, &err), RB_OK);
+    assert_int_equal(rb_store_read_log(st, run, count_task_tries, &tries, &err), RB_OK);
+    rb_store_close(st);
+    return tries;
+}
+
+static void test_oom_answered_with_more_memory(void **state)
+{
+    struct fx *f = *state;
+    /* told of the OOM, the agent starts the task with 16 MiB: one try */
+    assert_int_equal(run_after_oom(f, "oom1", RB_SCENARIO_MODE_CORRECT), RB_OK);
+    assert_int_equal(task_tries(f, "oom1"), 1);
+    /* deaf to it, the agent tries 8 MiB three times and parks the run */
+    assert_int_equal(run_after_oom(f, "oom2", RB_SCENARIO_MODE_IGNORE_FAILURE_CONTEXT),
+                     RB_EPARKED);
+    assert_int_equal(task_tries(f, "oom2"), 3);
+}
+
+static void test_bad_options(void **state)
+{
+    struct fx *f = *state;
+    struct rb_agent_opts o;
+    struct rb_agent_result r;
+    struct rb_error err;
+
+    opts_for(f, &o, "bad", RB_SCENARIO_MODE_WALL_CLOCK_LEASE);
+    rb_agent_result_init(&r);
+    assert_int_equal(rb_agent_run(&o, &r, &err), RB_EINVAL);
+    assert_non_null(strstr(err.message, "'wall-clock-lease'"));
+    opts_for(f, &o, "bad", RB_SCENARIO_MODE_CORRECT);
+    o.base_url = "http://127.0.0.1:1/v1"; /* nothing listens: parked after 1 try */
+    assert_int_equal(rb_agent_run(&o, &r, &err), RB_EPARKED);
+    assert_null(r.answer);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_runs_then_replays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_replay_asks_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_keeps_history, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drop_history_loses_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oom_answered_with_more_memory, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
