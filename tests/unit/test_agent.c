@@ -6,7 +6,9 @@
  * the global cache; after a run parked by a dead LLM is resumed, the correct
  * agent re-sends the same history while "drop-history" sends another; an OOM
  * of the attempt before is answered with more memory, unless the agent
- * ignores its failure context; "no-replay" asks the world everything again.
+ * ignores its failure context; "no-replay" asks the world everything again;
+ * an answer lost after its effect doubles the effect only in
+ * "no-idempotency" mode.
  *
  * ctest-timeout: 90
  */
@@ -303,6 +305,44 @@ static void test_oom_answered_with_more_memory(void **state)
     assert_int_equal(task_tries(f, "oom2"), 3);
 }
 
+/* The first answer of each side-effecting tool is cut short after the effect
+ * took place, and the runner tries again: returns the effects doubled. */
+static int64_t doubled_effects(struct fx *f, enum rb_scenario_mode mode)
+{
+    static const char *const routes[] = {"/tools/send_email", "/tools/write_record"};
+    struct rb_world_fault fault;
+    struct rb_world_effects fx;
+    struct rb_agent_opts o;
+    struct rb_agent_result r;
+    struct rb_error err;
+    size_t i;
+
+    for (i = 0; i < 2; i++) {
+        rb_world_fault_init(&fault, RB_WORLD_FAULT_TRUNCATE);
+        snprintf(fault.route, sizeof(fault.route), "%s", routes[i]);
+        fault.count = 1;
+        assert_int_equal(rb_world_fault_add(f->w, &fault, NULL, &err), RB_OK);
+    }
+    opts_for(f, &o, "fx", mode);
+    o.llm_tries = 3;
+    rb_agent_result_init(&r);
+    assert_int_equal(rb_agent_run(&o, &r, &err), RB_OK);
+    rb_agent_result_release(&r);
+    rb_world_effects(f->w, NULL, &fx);
+    assert_true(fx.applied > 0); /* the workflow has effects at all */
+    return fx.duplicated;
+}
+
+static void test_effects_once_with_idempotency_keys(void **state)
+{
+    assert_int_equal(doubled_effects(*state, RB_SCENARIO_MODE_CORRECT), 0);
+}
+
+static void test_no_idempotency_doubles_effects(void **state)
+{
+    assert_true(doubled_effects(*state, RB_SCENARIO_MODE_NO_IDEMPOTENCY) > 0);
+}
+
 static void test_bad_options(void **state)
 {
     struct fx *f = *state;
@@ -328,6 +368,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resume_keeps_history, setup, teardown),
         cmocka_unit_test_setup_teardown(test_drop_history_loses_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oom_answered_with_more_memory, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_effects_once_with_idempotency_keys, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_idempotency_doubles_effects, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
     };
