@@ -78,6 +78,50 @@ out:
  * The conversation
  */
 
+/* The parameters of the tools the agent knows (the world's tools). */
+static const struct {
+    const char *name;
+    const char *schema;
+} known_tools[] = {
+    {"search", "{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\"}},"
+               "\"required\":[\"query\"]}"},
+    {"fetch", "{\"type\":\"object\",\"properties\":{\"url\":{\"type\":\"string\"}},"
+              "\"required\":[\"url\"]}"},
+    {"send_email", "{\"type\":\"object\",\"properties\":{\"to\":{\"type\":\"string\"},"
+                   "\"subject\":{\"type\":\"string\"},\"body\":{\"type\":\"string\"}},"
+                   "\"required\":[\"to\",\"subject\",\"body\"]}"},
+    {"write_record", "{\"type\":\"object\",\"properties\":{\"key\":{\"type\":"
+                     "\"string\"},\"value\":{\"type\":\"string\"}},\"required\":"
+                     "[\"key\",\"value\"]}"},
+};
+
+/* Builds the OpenAI `tools` array of the tools named in opts->tools. */
+static enum rb_err build_tools(struct rb__agent *a, struct rb_error *err)
+{
+    const char *const *t;
+    size_t k;
+
+    if (!a->o->tools)
+        return RB_OK;
+    a->tools = json_array();
+    if (!a->tools)
+        return rb__agent_fail(err, RB_ENOMEM, "out of memory");
+    for (t = a->o->tools; *t; t++) {
+        json_t *params = NULL;
+
+        for (k = 0; k < sizeof(known_tools) / sizeof(known_tools[0]); k++)
+            if (strcmp(*t, known_tools[k].name) == 0)
+                params = json_loads(known_tools[k].schema, 0, NULL);
+        if (!params)
+            return rb__agent_fail(err, RB_EINVAL, "the agent knows no tool '%s'", *t);
+        if (json_array_append_new(a->tools, json_pack("{s:s, s:{s:s, s:o}}", "type",
+                                                      "function", "function", "name", *t,
+                                                      "parameters", params)) != 0)
+            return rb__agent_fail(err, RB_ENOMEM, "out of memory");
+    }
+    return RB_OK;
+}
+
 /* Appends `m` (stolen) to the conversation, remembering whether it came from
  * a step replayed from the log. */
 static enum rb_err conv_add(struct rb__agent *a, json_t *m, int from_log)
@@ -215,6 +259,8 @@ static enum rb_err llm_step(struct rb__agent *a, int step, int last, struct rb_e
             goto out;
     }
     req = json_pack("{s:s, s:o}", "model", a->model, "messages", conv_messages(a));
+    if (req && a->tools && json_array_size(a->tools) > 0)
+        json_object_set(req, "tools", a->tools);
     if (req && last)
         json_object_set_new(req, "tool_choice", json_string("none"));
     body = req ? json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -568,9 +614,12 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
     if (a.mem_cap < opts->task_mem)
         a.mem_cap = opts->task_mem;
     a.concurrency = opts->concurrency > 0 ? opts->concurrency : 4;
+    rc = build_tools(&a, err);
+    if (rc != RB_OK)
+        goto release_tools;
     rc = rb_store_open(opts->store_dir, NULL, &a.store, err);
     if (rc != RB_OK)
-        return rc;
+        goto release_tools;
     ro = opts->run_opts;
     if (opts->mode == RB_SCENARIO_MODE_NO_REPLAY)
         ro.flags |= RB_RUN_NO_REPLAY;
@@ -604,5 +653,7 @@ release:
     free(a.findings);
 close_store:
     rb_store_close(a.store);
+release_tools:
+    json_decref(a.tools);
     return rc;
 }

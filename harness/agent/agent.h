@@ -28,6 +28,9 @@ struct rb_agent_opts {
     enum rb_scenario_mode mode;            /* correct or a flawed mode */
     struct rb_run_opts run_opts;           /* from rb_run_opts_from_env() */
     const char *model;                     /* NULL: "rebound-world" */
+    const char *const *tools;              /* tools offered to the LLM (NULL-
+                                              terminated: search, fetch, send_email,
+                                              write_record); NULL: none declared */
     const char *base_url;                  /* NULL: $OPENAI_BASE_URL */
     const char *tools_url;                 /* NULL: $REBOUND_TOOLS_URL */
     int concurrency;                       /* research threads at once; 0: 4 */

@@ -30,6 +30,7 @@ struct rb__agent {
     size_t mem_cap;                /* the largest task memory limit */
     size_t oom_limit;              /* the attempt before died of an OOM at this
                                       limit (bytes): the next task gets more */
+    json_t *tools;                 /* the tools declared in requests, or NULL */
     json_t *messages;              /* the conversation, or NULL between two */
     json_t *from_log;              /* per message: true when from a replayed step */
     json_t *pending;               /* the tool call awaiting its tool step */

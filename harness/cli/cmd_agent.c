@@ -225,6 +225,7 @@ int cmd_agent(int argc, char **argv)
         ao.run_id = sc->name;
     ao.name = sc->name;
     ao.wf = &sc->agent.workflow;
+    ao.tools = (const char *const *)sc->world.tools;
     ao.task_mem = (size_t)mem_mb << 20;
     ao.task_mem_cap = (size_t)cap_mb << 20;
     if (rb_run_opts_from_env(&ao.run_opts, &err) != RB_OK) {
