@@ -1,10 +1,10 @@
 /*
  * fuzz_scenario.c - libFuzzer target for the scenario loader (rb_scenarios):
  * any bytes go through rb_scenario_parse(), which must report problems (or
- * load a scenario) without crashing, leaking or reading out of bounds. Build
- * with clang: -fsanitize=fuzzer,address,undefined, with scenarios/scenario.c and
- * pos.c, the runner's library and jansson; seed corpus: tests/cases/ and
- * scenarios/library/.
+ * load a scenario) without crashing, leaking or reading out of bounds. A
+ * workflow_file in the input is read relative to the current folder. Built and
+ * run by scripts/fuzz.sh; seed corpus: corpus/scenario/ (from tests/cases/ and
+ * scenarios/library/).
  */
 #include "scenarios/scenario.h"
 

@@ -1,9 +1,10 @@
 /*
  * fuzz_world.c - libFuzzer target for the world's parsers of untrusted input:
- * the chat completion handler (request JSON, tools' schemas, streaming), the
- * tools (arguments, idempotency keys), fault JSON and config text. The first
- * byte picks the parser, the rest is its input. Build with clang:
- *   -fsanitize=fuzzer,address,undefined, linked with rb_harness.
+ * the bodies of HTTP requests as the server hands them on - the chat
+ * completion handler (request JSON, tools' schemas, streaming), the tools
+ * (arguments, idempotency keys) - plus fault JSON and the JSON text of raw
+ * bytes. The first byte picks the parser, the rest is its input (see
+ * corpus/world/). Built and run by scripts/fuzz.sh.
  */
 #include "harness/world/internal.h"
 
