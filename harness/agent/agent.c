@@ -297,6 +297,8 @@ static enum rb_err llm_step(struct rb__agent *a, int step, int last, struct rb_e
     }
     rc = conv_add(a, json_pack("{s:s, s:s}", "role", "assistant", "content", text),
                   info.source == RB_FROM_LOG);
+    if (rc != RB_OK)
+        goto out;
     free(a->answer);
     a->answer = text;
     text = NULL;
@@ -599,6 +601,8 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
     struct rb_run_opts ro;
     enum rb_err rc;
 
+    /* errors without a message of their own (out of memory) leave it empty */
+    rb_error_init(err);
     memset(&a, 0, sizeof(a));
     a.o = opts;
     a.model = opts->model ? opts->model : "rebound-world";
