@@ -53,10 +53,11 @@ static void on_entry(void *arg, const struct rb_world_entry *e)
 {
     struct fx *f = arg;
     struct rb_world_fault fault;
+    int arm = __atomic_load_n(&f->arm_after, __ATOMIC_SEQ_CST);
 
-    if (!f->arm_after || e->end_ns == 0 || strcmp(e->route, "/v1/chat/completions") != 0)
+    if (!arm || e->end_ns == 0 || strcmp(e->route, "/v1/chat/completions") != 0)
         return;
-    if (__atomic_add_fetch(&f->answered, 1, __ATOMIC_SEQ_CST) == f->arm_after) {
+    if (__atomic_add_fetch(&f->answered, 1, __ATOMIC_SEQ_CST) == arm) {
         rb_world_fault_init(&fault, RB_WORLD_FAULT_SERVER_ERROR);
         snprintf(fault.route, sizeof(fault.route), "/v1/");
         /* no cmocka assert off the main thread: the test sees no fault */
@@ -199,12 +200,12 @@ static int resume_repeats_history(struct fx *f, enum rb_scenario_mode mode)
     struct rb_error err;
     size_t n, i, failed = 0, next = 0, faulted = 0;
 
-    f->arm_after = 1;
+    __atomic_store_n(&f->arm_after, 1, __ATOMIC_SEQ_CST);
     opts_for(f, &o, "dh", RB_SCENARIO_MODE_CORRECT);
     rb_agent_result_init(&r);
     assert_int_equal(rb_agent_run(&o, &r, &err), RB_EPARKED);
     assert_non_null(strstr(err.message, "parked for a human"));
-    f->arm_after = 0;
+    __atomic_store_n(&f->arm_after, 0, __ATOMIC_SEQ_CST);
     assert_int_equal(rb_world_fault_heal(f->w, 0), RB_OK);
     assert_int_equal(rb_store_open(f->dir, NULL, &st, &err), RB_OK);
     assert_int_equal(rb_store_resolve(st, "dh", "healed", &err), RB_OK);
