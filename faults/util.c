@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-static void vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) void
+vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
 {
     rb_error_init(err);
     err->code = code;

@@ -43,7 +43,8 @@ void rb_error_init(struct rb_error *err)
     err->cause_kind = "";
 }
 
-static void vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
+static __attribute__((format(printf, 3, 0))) void
+vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
 {
     rb_error_init(err);
     err->code = code;

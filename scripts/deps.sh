@@ -16,6 +16,7 @@ packages=(
     libfaketime faketime         # clock skew
     iproute2 procps              # network namespaces; ps for tests
     clang-format                 # format-check
+    clang libclang-rt-14-dev     # libFuzzer targets (scripts/fuzz.sh)
     jq util-linux curl           # e2e tests: JSON checks; setpriv, mount, fallocate; HTTP
 )
 

@@ -43,7 +43,7 @@ fi
 # gcc build is the warnings gate).
 CC=clang cmake -S . -B "$build" "${gen[@]}" -DCMAKE_C_COMPILER=clang \
     -DRB_FUZZ=ON -DRB_ASAN=ON -DRB_UBSAN=ON -DRB_TESTS=OFF -DRB_BENCH=OFF \
-    -DRB_WERROR=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null
+    -DRB_WERROR=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 targets=()
 for src in tests/fuzz/fuzz_*.c; do
     name=$(basename "$src" .c)
