@@ -1,0 +1,157 @@
+/*
+ * run.h - what `rebound run` is made of: one trial of a scenario (an agent
+ * command run against its own world and store, under the supervisor, with or
+ * without the scenario's faults), its events on rebound's monotonic clock,
+ * and the score of a faulted trial against the golden one (docs/results.md
+ * names every field). trial.c runs trials; score.c scores and checks them.
+ *
+ * Conventions as in rebound.h: enum rb_err returns, `err` may be NULL,
+ * out-parameters written only on success, nothing printed.
+ */
+#ifndef REBOUND_HARNESS_RUN_H
+#define REBOUND_HARNESS_RUN_H
+
+#include <rebound/rebound.h>
+
+#include "scenario.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------------------
+ * Trials
+ */
+
+/* One event of a trial: the supervisor's and the agent's, in arrival order. */
+struct rb_trial_event {
+    int64_t t_ns; /* rebound's CLOCK_MONOTONIC when the supervisor saw it */
+    char *kind;   /* owned: "proc.start", "step.commit", "fault.inject", ... */
+    char *step;   /* owned step key, or NULL */
+    json_t *json; /* owned: the whole event as written */
+};
+
+struct rb_trial {
+    int faulted;                   /* 1: faults armed; 0: the golden trial */
+    uint64_t seed;                 /* the trial's seed */
+    char dir[4096];                /* its folder: store/, stdout, stderr, world.jsonl */
+    char run_id[256];              /* REBOUND_RUN given to the agent */
+    int64_t start_ns;              /* before the first attempt */
+    int64_t end_ns;                /* after the last attempt was reaped */
+    struct rb_trial_event *events; /* owned */
+    size_t n_events;
+    size_t cap_events;
+    int attempts;          /* attempts started */
+    int completed;         /* last attempt exited 0 with no fault on it */
+    int exit_code;         /* last attempt's exit code, -1 when signalled */
+    int signal;            /* last attempt's signal, or 0 */
+    int timed_out;         /* the deadline ran out */
+    int interrupted;       /* a signal stopped rebound meanwhile */
+    int injected;          /* faults injected */
+    size_t n_armed;        /* faults armed */
+    int64_t fault_time_ms; /* time spent inside faults with a duration */
+    char stdout_hash[RB_HASH_HEX_LEN + 1]; /* SHA-256 of the last attempt's stdout */
+    int64_t stdout_bytes;                  /* its size */
+};
+
+/* Sets an empty trial; allocates nothing. */
+void rb_trial_init(struct rb_trial *t);
+
+/* Frees what the trial owns and leaves it empty. */
+void rb_trial_release(struct rb_trial *t);
+
+/*
+ * Checks that this harness can run scenario `s`: a command agent, fault
+ * forms and triggers it maps onto the supervisor. RB_EINVAL
+ * with the reason, naming the fault's line, when not.
+ */
+enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err);
+
+/*
+ * Runs one trial of `s` for `seed` in folder `dir` (made; must not hold a
+ * store already): a world on 127.0.0.1 (free port), a fresh store and run id,
+ * the agent under the supervisor with the scenario's restart policy and
+ * deadline, faults armed when `faulted`. `rebound_exe` is given to the agent
+ * as REBOUND. Fills *out (initialised by the caller) with the events and the
+ * ending. Returns RB_OK whenever the agent ran (its failures are outcomes),
+ * RB_ECHILD when it cannot be started, RB_EIO when the world or the folder
+ * cannot be made.
+ */
+enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted,
+                         const char *dir, const char *rebound_exe, struct rb_trial *out,
+                         struct rb_error *err);
+
+/* ------------------------------------------------------------------------
+ * Scores
+ */
+
+#define RB_SCORE_MAX_FAULTS 16
+
+/* One injected fault, its recovery split in parts (ms; -1 when not seen). */
+struct rb_fault_score {
+    char form[32];     /* "sigkill", "notice", ... */
+    char trigger[64];  /* "step 20 start+5ms", "time 300ms" */
+    int64_t inject_ns; /* injection, on the trial's clock */
+    int inflight;      /* 1: a step was started and not committed then */
+    char inflight_step[128];
+    int64_t recovery_ms; /* injection -> first commit of a step not committed
+                            before it */
+    int64_t detect_ms;   /* injection -> the attempt's death */
+    int64_t restart_ms;  /* death -> the next attempt started */
+    int64_t replay_ms;   /* start -> first step executed past the frontier */
+    int64_t redo_ms;     /* that -> its commit */
+};
+
+enum rb_outcome {
+    RB_OUTCOME_RECOVERED = 1, /* done, context preserved */
+    RB_OUTCOME_DEGRADED,      /* done, context lost */
+    RB_OUTCOME_FAILED,        /* not done: attempts exhausted, or it could not run */
+    RB_OUTCOME_HUNG,          /* the deadline ran out */
+};
+
+const char *rb_outcome_name(enum rb_outcome o);
+
+struct rb_score {
+    enum rb_outcome outcome;
+    struct rb_fault_score faults[RB_SCORE_MAX_FAULTS];
+    size_t n_faults;         /* faults injected (scored) */
+    int golden_steps;        /* step executions of the golden trial */
+    int steps_executed;      /* of this trial */
+    int steps_redone;        /* executions beyond golden, in-flight ones apart */
+    int inflight_lost;       /* steps in flight at a fault */
+    int context_preserved;   /* final stdout hash equals golden's */
+    int64_t recovery_max_ms; /* largest recovery_ms, -1 when none */
+    int64_t wall_ms;         /* this trial's wall time */
+    int64_t golden_wall_ms;
+    int64_t time_lost_ms;          /* wall - golden wall - time inside faults with a
+                                      duration */
+    int failure_context_delivered; /* every restart had REBOUND_LAST_FAILURE;
+                                      -1 when nothing restarted */
+    int faults_fired;              /* faults injected */
+    int faults_armed;              /* faults armed */
+};
+
+/* Scores faulted trial `t` against `golden`. */
+void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
+                    struct rb_score *out);
+
+/*
+ * Checks the scenario's expectations against one trial's score, and that
+ * every armed fault fired. Appends each broken expectation ("steps_redone 19
+ * > max_steps_redone 0") to `why`, separated by "; "
+ * (NUL-terminated, truncated to `size`). Returns 1 when all hold.
+ * `p50_ms`/`p95_ms` are the scenario's recovery percentiles over all its
+ * trials (-1: none).
+ */
+int rb_score_check(const struct rb_scenario *s, const struct rb_score *sc, int64_t p50_ms,
+                   int64_t p95_ms, char *why, size_t size);
+
+/* The trial and its score as a results.json record (new reference). */
+json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden,
+                      const struct rb_trial *t, const struct rb_score *sc);
+
+/* The q-th percentile (0..100, nearest rank) of n values; -1 when n is 0.
+ * Sorts `v`. */
+int64_t rb_score_percentile(int64_t *v, size_t n, int q);
+
+#endif
