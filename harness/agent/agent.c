@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum rb_err rb__agent_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
 {
@@ -516,6 +517,37 @@ static void read_failure_context(struct rb__agent *a)
 }
 
 /* ------------------------------------------------------------------------
+ * The lease
+ */
+
+/* The clock the lease is measured with: monotonic, as a lease must be; the
+ * wall clock in wall-clock-lease mode, which a clock jump fools. */
+static int64_t lease_now_ms(const struct rb__agent *a)
+{
+    struct timespec ts;
+
+    clock_gettime(a->o->mode == RB_SCENARIO_MODE_WALL_CLOCK_LEASE ? CLOCK_REALTIME
+                                                                  : CLOCK_MONOTONIC,
+                  &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Before a step: the lease must still hold; then it is renewed. */
+static enum rb_err lease_check(struct rb__agent *a, int step, struct rb_error *err)
+{
+    int64_t now = lease_now_ms(a), lease = a->o->lease_ms > 0 ? a->o->lease_ms : 60000;
+
+    if (now - a->renewed_ms > lease)
+        return rb__agent_fail(err, RB_EBUSY,
+                              "lease on run '%s' expired before step %d: %.1f s since it "
+                              "was renewed, lease %.1f s; another worker may own the run",
+                              a->o->run_id, step, (double)(now - a->renewed_ms) / 1000.0,
+                              (double)lease / 1000.0);
+    a->renewed_ms = now;
+    return RB_OK;
+}
+
+/* ------------------------------------------------------------------------
  * The walk
  */
 
@@ -554,6 +586,9 @@ static enum rb_err walk(struct rb__agent *a, struct rb_error *err)
     for (s = 1; s <= wf->steps && rc == RB_OK; s++) {
         int left, want;
 
+        rc = lease_check(a, s, err);
+        if (rc != RB_OK)
+            break;
         if (task_at(wf, s, &alloc_mb)) {
             rc = task_step(a, s, alloc_mb, err);
             continue;
@@ -610,10 +645,6 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
         return rb__agent_fail(err, RB_EINVAL,
                               "the agent needs a store, a run and a "
                               "workflow with steps");
-    if (opts->mode == RB_SCENARIO_MODE_WALL_CLOCK_LEASE)
-        return rb__agent_fail(err, RB_EINVAL,
-                              "agent mode 'wall-clock-lease' is not implemented by the "
-                              "built-in agent");
     a.mem_cap = opts->task_mem_cap ? opts->task_mem_cap : 8 * opts->task_mem;
     if (a.mem_cap < opts->task_mem)
         a.mem_cap = opts->task_mem;
@@ -634,6 +665,7 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
     a.event_fd = ro.event_fd;
     a.attempt = rb_run_attempt(a.run);
     read_failure_context(&a);
+    a.renewed_ms = lease_now_ms(&a);
     rc = walk(&a, err);
     if (rc != RB_OK) {
         /* a parked or failed run is left for the next attempt to see */

@@ -38,6 +38,8 @@ struct rb_agent_opts {
     size_t task_mem_cap;                   /* largest limit a retry uses; 0: 8x */
     int llm_tries;                         /* tries per LLM or tool call; 0: 5 */
     int backoff_ms;                        /* first backoff ceiling; 0: 500 */
+    int lease_ms;                          /* the agent's lease on the run, renewed
+                                              at every step; 0: 60000 */
 };
 
 /* What a finished run produced. */
@@ -67,7 +69,8 @@ void rb_agent_result_release(struct rb_agent_result *r);
  * step failed for good: the run is now parked for a human with the failure
  * as context; or it was parked already; the run is left as a crash leaves
  * it, for the next attempt), the store's errors as rb_store_open() and
- * rb_step(). Mode "wall-clock-lease" is not implemented: RB_EINVAL.
+ * rb_step(), RB_EBUSY when the agent's lease on the run expired between two
+ * steps (it stops: another worker may own the run now).
  */
 enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_result *out,
                          struct rb_error *err);

@@ -1,7 +1,8 @@
 /*
  * fanout.c - the built-in agent's research threads: at the workflow's
- * fanout step, K threads (at most `concurrency` at once), each with its own
- * store and run handle joined to the same attempt and its own key prefix
+ * fanout step, K research threads run on at most `concurrency` worker
+ * threads, each worker with its own store and run handle joined to the same
+ * attempt; each research thread has its own key prefix
  * ("research-2/tool-041"), search and summarise a topic. Threads asked the
  * same question make identical calls, which the global cache collapses into
  * one (single flight): duplicate threads converge instead of redoing work.
@@ -102,31 +103,48 @@ out:
     return rc;
 }
 
-static void research_run(struct research *r)
-{
-    struct rb__agent *a = r->a;
-    struct rb_store *store = NULL;
-    struct rb_run *run = NULL;
-    struct rb_run_opts ro = {0};
+/* A worker thread's handles, opened by the main thread before any thread
+ * starts: opening a store sweeps old blob temp files, which must not race
+ * with the other threads' writes. */
+struct worker {
+    struct pool *pool;
+    struct rb_store *store;
+    struct rb_run *run; /* joined to the main thread's attempt */
+};
 
-    rb_error_init(&r->err);
-    r->rc = rb_store_open(a->o->store_dir, NULL, &store, &r->err);
-    if (r->rc != RB_OK)
-        return;
+static enum rb_err worker_open(struct rb__agent *a, struct worker *w,
+                               struct rb_error *err)
+{
+    struct rb_run_opts ro = {0};
+    enum rb_err rc;
+
+    rc = rb_store_open(a->o->store_dir, NULL, &w->store, err);
+    if (rc != RB_OK)
+        return rc;
     ro.flags = RB_RUN_JOIN | (a->run_flags & RB_RUN_NO_REPLAY);
     ro.attempt = a->attempt;
     ro.event_fd = a->event_fd;
-    r->rc = rb_run_open(store, a->o->run_id, &ro, &run, &r->err);
-    if (r->rc == RB_OK)
-        r->rc = research_calls(r, run);
+    rc = rb_run_open(w->store, a->o->run_id, &ro, &w->run, err);
+    if (rc != RB_OK) {
+        rb_store_close(w->store);
+        w->store = NULL;
+    }
+    return rc;
+}
+
+static void worker_close(struct worker *w)
+{
     /* a joined handle does not end the attempt: the main thread does */
-    rb_run_abandon(run);
-    rb_store_close(store);
+    rb_run_abandon(w->run);
+    rb_store_close(w->store);
+    w->run = NULL;
+    w->store = NULL;
 }
 
 static void *worker(void *arg)
 {
-    struct pool *p = arg;
+    struct worker *w = arg;
+    struct pool *p = w->pool;
     int i;
 
     for (;;) {
@@ -135,7 +153,8 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&p->lock);
         if (i < 0)
             break;
-        research_run(&p->items[i]);
+        rb_error_init(&p->items[i].err);
+        p->items[i].rc = research_calls(&p->items[i], w->run);
     }
     return NULL;
 }
@@ -186,10 +205,11 @@ static enum rb_err gather(struct rb__agent *a, struct research *items, int n,
 enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
 {
     const struct rb_scenario_workflow *wf = a->o->wf;
-    int n = wf->fanout_threads, unique = n - wf->fanout_duplicates, i, started = 0;
-    int nthreads = a->concurrency < n ? a->concurrency : n;
+    int n = wf->fanout_threads, unique = n - wf->fanout_duplicates, i, opened = 0;
+    int nthreads = a->concurrency < n ? a->concurrency : n, started = 0;
     struct pool pool;
     pthread_t *threads = NULL;
+    struct worker *workers = NULL;
     struct research *items = NULL;
     enum rb_err rc = RB_OK;
 
@@ -197,7 +217,8 @@ enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
         unique = 1;
     items = calloc((size_t)n, sizeof(*items));
     threads = calloc((size_t)nthreads, sizeof(*threads));
-    if (!items || !threads) {
+    workers = calloc((size_t)nthreads, sizeof(*workers));
+    if (!items || !threads || !workers) {
         rc = rb__agent_fail(err, RB_ENOMEM, "out of memory");
         goto out;
     }
@@ -212,22 +233,32 @@ enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
     pool.items = items;
     pool.n = n;
     pool.next = 0;
+    for (opened = 0; opened < nthreads; opened++) {
+        workers[opened].pool = &pool;
+        rc = worker_open(a, &workers[opened], err);
+        if (rc != RB_OK)
+            goto close;
+    }
     pthread_mutex_init(&pool.lock, NULL);
     for (i = 0; i < nthreads; i++) {
-        if (pthread_create(&threads[i], NULL, worker, &pool) != 0)
+        if (pthread_create(&threads[i], NULL, worker, &workers[i]) != 0)
             break;
         started++;
     }
     if (started == 0)
-        worker(&pool); /* no thread could start: do the work here */
+        worker(&workers[0]); /* no thread could start: do the work here */
     for (i = 0; i < started; i++)
         pthread_join(threads[i], NULL);
     pthread_mutex_destroy(&pool.lock);
     rc = gather(a, items, n, err);
+close:
+    for (i = 0; i < opened; i++)
+        worker_close(&workers[i]);
 out:
     for (i = 0; items && i < n; i++)
         free(items[i].summary);
     free(items);
+    free(workers);
     free(threads);
     return rc;
 }

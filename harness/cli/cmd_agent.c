@@ -32,7 +32,8 @@ static const char help[] =
     "  --store DIR         store folder (default $REBOUND_STORE)\n"
     "  --run ID            run id (default $REBOUND_RUN, else the scenario's name)\n"
     "  --mode MODE         override the scenario's agent mode: correct, no-replay,\n"
-    "                      drop-history, ignore-failure-context, no-idempotency\n"
+    "                      drop-history, ignore-failure-context, no-idempotency,\n"
+    "                      wall-clock-lease\n"
     "  --concurrency N     research threads at once (default 4)\n"
     "  --task-mem-mb N     memory limit of task steps, MiB (default\n"
     "                      $REBOUND_TASK_MEM_MB, else none)\n"
@@ -40,6 +41,8 @@ static const char help[] =
     "  --tries N           tries per LLM or tool call (default 5)\n"
     "  --backoff-ms MS     first backoff ceiling between tries (default 500)\n"
     "  --model NAME        model named in requests (default rebound-world)\n"
+    "  --lease-ms MS       the agent's lease on the run, renewed at every step;\n"
+    "                      past it the agent stops, exit 9 (default 60000)\n"
     "  -h, --help          show this help\n"
     "\n"
     "environment: OPENAI_BASE_URL (the LLM, e.g. http://127.0.0.1:PORT/v1),\n"
@@ -48,7 +51,8 @@ static const char help[] =
     "REBOUND_ATTEMPT, REBOUND_LAST_FAILURE, REBOUND_EVENT_FD.\n"
     "\n"
     "exit codes: 0 done; 2 bad usage or scenario; 8 the run is parked for a\n"
-    "human (a call or task failed for good); others as for every command.\n";
+    "human (a call or task failed for good); 9 the agent's lease on the run\n"
+    "expired; others as for every command.\n";
 
 static int parse_count(const char *opt, const char *s, long max, long *out)
 {
@@ -89,6 +93,7 @@ enum {
     OPT_TRIES,
     OPT_BACKOFF,
     OPT_MODEL,
+    OPT_LEASE,
 };
 
 int cmd_agent(int argc, char **argv)
@@ -104,6 +109,7 @@ int cmd_agent(int argc, char **argv)
         {"tries", required_argument, NULL, OPT_TRIES},
         {"backoff-ms", required_argument, NULL, OPT_BACKOFF},
         {"model", required_argument, NULL, OPT_MODEL},
+        {"lease-ms", required_argument, NULL, OPT_LEASE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -165,6 +171,11 @@ int cmd_agent(int argc, char **argv)
             break;
         case OPT_MODEL:
             ao.model = optarg;
+            break;
+        case OPT_LEASE:
+            if (parse_count("--lease-ms", optarg, 86400000, &v) != 0)
+                return EXIT_USAGE;
+            ao.lease_ms = (int)v;
             break;
         case 'h':
             fputs(help, stdout);

@@ -152,8 +152,56 @@ expect_exit 2 "no scenario" rb agent --store "$tmp/st4"
 expect_exit 2 "cannot open '.*nope.json'" rb agent --scenario "$tmp/nope.json" --store "$tmp/st4"
 expect_exit 2 "unknown mode 'bogus'" rb agent --scenario "$tmp/small.json" --store "$tmp/st4" \
     --mode bogus
-expect_exit 2 "not implemented" rb agent --scenario "$tmp/small.json" --store "$tmp/st4" \
-    --mode wall-clock-lease
 expect_exit 2 "runs its own command" rb agent --store "$tmp/st4" \
     --scenario "$REBOUND_SOURCE_DIR/tests/cases/external-command/scenario.json"
+
+# 7. The wall clock jumps 2 hours forward mid-run (libfaketime): the correct
+# agent's lease is on the monotonic clock and holds; wall-clock-lease mode
+# thinks its lease expired and stops (exit 9).
+faketime_lib=
+for f in /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 \
+    /usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1; do
+    [ -e "$f" ] && faketime_lib=$f && break
+done
+if ldd "$REBOUND" 2> /dev/null | grep -q libasan; then
+    faketime_lib= # AddressSanitizer must come first; a preloaded library breaks it
+fi
+if [ -z "$faketime_lib" ]; then
+    echo "skipping the clock jump: no libfaketime, or a sanitizer build"
+    echo "ok"
+    exit 0
+fi
+# a world of its own: write_record's answers count the writes seen before
+start_world jump --seed 3 --latency 100
+use_world
+# jumped MODE RUN: runs the agent with a wall clock that jumps after the
+# first request; sets $code
+jumped() {
+    local i n
+    echo "+0" > "$tmp/clock"
+    n=$(wc -l < "$tmp/jump.jsonl")
+    LD_PRELOAD=$faketime_lib FAKETIME_TIMESTAMP_FILE=$tmp/clock FAKETIME_NO_CACHE=1 \
+        FAKETIME_DONT_FAKE_MONOTONIC=1 "$REBOUND" agent --scenario "$tmp/small.json" \
+        --store "$tmp/st5" --run "$2" --mode "$1" --lease-ms 600000 \
+        > "$tmp/$2.out" 2> "$tmp/$2.err" &
+    apid=$!
+    for ((i = 0; i < 400; i++)); do
+        [ "$(wc -l < "$tmp/jump.jsonl")" -gt "$n" ] && break
+        sleep 0.02
+    done
+    echo "+7200" > "$tmp/clock.new" && mv "$tmp/clock.new" "$tmp/clock"
+    for ((i = 0; i < 1000; i++)); do
+        kill -0 "$apid" 2> /dev/null || break
+        sleep 0.02
+    done
+    code=0
+    wait "$apid" || code=$?
+}
+jumped correct j1
+[ "$code" -eq 0 ] || fail "the correct agent failed after a clock jump: $(cat "$tmp/j1.err")"
+[ "$(head -n 1 "$tmp/j1.out")" = "$answer" ] ||
+    fail "the clock jump changed the answer: $(cat "$tmp/j1.out")"
+jumped wall-clock-lease j2
+[ "$code" -eq 9 ] || fail "wall-clock-lease exited $code after a clock jump; 9 was expected"
+grep -q "lease on run 'j2' expired" "$tmp/j2.err" || fail "no lease message: $(cat "$tmp/j2.err")"
 echo "ok"
