@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +40,23 @@ static int valid_hash(const char *hash)
 
 /* Removes regular files in `tmp` last modified more than TMP_MAX_AGE_S ago.
  * Best effort: a failure here must not keep the store from opening. */
+/* The pid in a temp name "<hash>.<pid>.XXXXXX", or 0 if there is none. */
+static long tmp_writer(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    char *end = NULL;
+    long pid;
+
+    if (!dot)
+        return 0;
+    pid = strtol(dot + 1, &end, 10);
+    return end && *end == '.' && pid > 0 ? pid : 0;
+}
+
 static void sweep_tmp(const char *tmp)
 {
     time_t now = time(NULL);
+    long writer;
     struct dirent *d;
     struct stat sb;
     int n = 0, fd;
@@ -59,8 +74,14 @@ static void sweep_tmp(const char *tmp)
         if (d->d_name[0] == '.' &&
             (d->d_name[1] == '\0' || (d->d_name[1] == '.' && d->d_name[2] == '\0')))
             continue;
-        if (fstatat(fd, d->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(sb.st_mode) && now - sb.st_mtime > TMP_MAX_AGE_S)
+        if (fstatat(fd, d->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        /* A writer's pid is in its temp name: its file goes once it is gone,
+         * whatever the clocks say (a wall clock that jumped must not make a
+         * live writer's file look old). Names without one fall back to age. */
+        writer = tmp_writer(d->d_name);
+        if (writer > 0 ? kill((pid_t)writer, 0) != 0 && errno == ESRCH
+                       : now - sb.st_mtime > TMP_MAX_AGE_S)
             unlinkat(fd, d->d_name, 0);
     }
     closedir(dir); /* closes fd too */
@@ -161,7 +182,7 @@ enum rb_err rb__blob_put(struct rb_blobs *b, const char *hash, const void *data,
     /* A name of its own (mkstemp: mode 0600), so that threads of one process
      * writing the same blob at once do not share, truncate or rename each
      * other's temp file. */
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.XXXXXX", b->dir, hash);
+    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld.XXXXXX", b->dir, hash, (long)getpid());
     fd = mkstemp(tmp);
     if (fd < 0)
         return rb__fail_errno(err, rb__err_from_errno(errno), errno,

@@ -3507,6 +3507,33 @@ static void test_store_sweeps_old_blob_temps(void **state)
     rb_store_close(s);
 }
 
+/* A temp file whose writer (named in it) is alive stays whatever its age, so
+ * a wall clock that jumped cannot delete a live writer's file; one whose
+ * writer is gone is removed however fresh. */
+static void test_store_sweep_follows_writer_pid(void **state)
+{
+    struct fix *fx = *state;
+    char live[PATH_MAX], dead[PATH_MAX];
+    struct rb_store *s = open_store(fx->store, NULL);
+    pid_t gone = fork();
+
+    assert_true(gone >= 0);
+    if (gone == 0)
+        _exit(0);
+    assert_int_equal(waitpid(gone, NULL, 0), gone);
+    rb_store_close(s);
+    pathf(live, sizeof(live), "%s/blobs/tmp/%064d.%ld.a1b2c3", fx->store, 3,
+          (long)getpid());
+    pathf(dead, sizeof(dead), "%s/blobs/tmp/%064d.%ld.d4e5f6", fx->store, 4, (long)gone);
+    make_tmp_file(live, 48 * 3600);
+    make_tmp_file(dead, 0);
+    s = open_store(fx->store, NULL);
+    assert_int_equal(access(live, F_OK), 0);
+    assert_int_equal(access(dead, F_OK), -1);
+    assert_int_equal(errno, ENOENT);
+    rb_store_close(s);
+}
+
 /* ---- wording of store errors ----------------------------------------------------- */
 
 /* Store errors name the store once, with what failed first: "cannot open
@@ -3609,6 +3636,7 @@ int main(void)
         cmocka_unit_test(test_error_names),
         T(test_store_migrate_v1),
         T(test_store_sweeps_old_blob_temps),
+        T(test_store_sweep_follows_writer_pid),
         T(test_store_error_wording),
     };
 
