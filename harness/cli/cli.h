@@ -57,5 +57,7 @@ int cmd_park(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_world(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

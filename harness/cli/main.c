@@ -27,6 +27,8 @@ static const char usage[] =
     "  check        check a store's integrity\n"
     "  world        run the world: a simulated LLM and tools on 127.0.0.1, with faults\n"
     "  lint         validate scenario files: every problem as FILE:LINE:COL: message\n"
+    "  agent        run the built-in agent on a scenario's workflow as a durable run\n"
+    "  run          run scenarios: golden and faulted trials, scored, results.json\n"
     "\n"
     "Run 'rebound <command> --help' for a command's options.\n"
     "\n"
@@ -154,6 +156,8 @@ static const struct {
     {"check", cmd_check},
     {"world", cmd_world},
     {"lint", cmd_lint},
+    {"agent", cmd_agent},
+    {"run", cmd_run},
 };
 
 int main(int argc, char **argv)
