@@ -23,6 +23,8 @@
  * Trials
  */
 
+#define RB_SCORE_MAX_FAULTS 16 /* faults in one scenario, at most */
+
 /* One event of a trial: the supervisor's and the agent's, in arrival order. */
 struct rb_trial_event {
     int64_t t_ns; /* rebound's CLOCK_MONOTONIC when the supervisor saw it */
@@ -50,8 +52,10 @@ struct rb_trial {
     int injected;          /* faults injected */
     size_t n_armed;        /* faults armed */
     int64_t fault_time_ms; /* time spent inside faults with a duration */
-    char stdout_hash[RB_HASH_HEX_LEN + 1]; /* SHA-256 of the last attempt's stdout */
-    int64_t stdout_bytes;                  /* its size */
+    char trigger_desc[RB_SCORE_MAX_FAULTS][64]; /* by the supervisor's fault index: the
+                                  scenario's trigger ("llm call 5") */
+    char stdout_hash[RB_HASH_HEX_LEN + 1];      /* SHA-256 of the last attempt's stdout */
+    int64_t stdout_bytes;                       /* its size */
 };
 
 /* Sets an empty trial; allocates nothing. */
@@ -84,8 +88,6 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
 /* ------------------------------------------------------------------------
  * Scores
  */
-
-#define RB_SCORE_MAX_FAULTS 16
 
 /* One injected fault, its recovery split in parts (ms; -1 when not seen). */
 struct rb_fault_score {

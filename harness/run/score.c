@@ -84,6 +84,9 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
     s = json_string_value(json_object_get(inj->json, "form"));
     snprintf(f->form, sizeof(f->form), "%s", s ? s : "?");
     s = json_string_value(json_object_get(inj->json, "trigger"));
+    if (s && !strcmp(s, "external") && fault_index >= 0 &&
+        fault_index < RB_SCORE_MAX_FAULTS && t->trigger_desc[fault_index][0])
+        s = t->trigger_desc[fault_index]; /* fired from the world: say what */
     snprintf(f->trigger, sizeof(f->trigger), "%s", s ? s : "?");
     f->inject_ns = inj->t_ns;
 

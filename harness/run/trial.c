@@ -16,7 +16,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,57 @@ static int map_form(const struct rb_scenario_fault *f, enum rb_fault_form *out)
     }
 }
 
+/* Maps a scenario fault onto an HTTP fault of the world; 0 when it is not
+ * one. */
+static int map_world(const struct rb_scenario_fault *f, struct rb_world_fault *out)
+{
+    enum rb_world_fault_kind kind;
+
+    switch (f->form) {
+    case RB_SCENARIO_NET_RESET:
+        kind = RB_WORLD_FAULT_RESET;
+        break;
+    case RB_SCENARIO_NET_REFUSED:
+        kind = RB_WORLD_FAULT_REFUSED;
+        break;
+    case RB_SCENARIO_NET_STALL:
+        kind = RB_WORLD_FAULT_STALL;
+        break;
+    case RB_SCENARIO_NET_SERVER_ERROR:
+        kind = RB_WORLD_FAULT_SERVER_ERROR;
+        break;
+    case RB_SCENARIO_NET_RATE_LIMIT:
+        kind = RB_WORLD_FAULT_RATE_LIMIT;
+        break;
+    case RB_SCENARIO_NET_TRUNCATE:
+        kind = RB_WORLD_FAULT_TRUNCATE;
+        break;
+    case RB_SCENARIO_NET_SLOW:
+        kind = RB_WORLD_FAULT_SLOW;
+        break;
+    default:
+        return 0;
+    }
+    rb_world_fault_init(out, kind);
+    snprintf(out->route, sizeof(out->route), "%s", f->route);
+    out->duration_ms = f->duration_ms;
+    out->count = f->count;
+    if (f->share > 0)
+        out->share = f->share;
+    if (f->status > 0)
+        out->status = f->status;
+    if (f->retry_after_s > 0)
+        out->retry_after_s = f->retry_after_s;
+    if (f->delay_ms > 0 || kind == RB_WORLD_FAULT_STALL)
+        out->delay_ms = f->delay_ms;
+    if (f->chunk_bytes > 0)
+        out->chunk_bytes = f->chunk_bytes;
+    return 1;
+}
+
+/* The supervisor's trigger for a scenario trigger: steps and times it sees
+ * itself; the K-th LLM or tool call is seen at the world, which fires it
+ * (RB_TRIGGER_EXTERNAL). 0 when there is none. */
 static int map_trigger(const struct rb_scenario_trigger *a, struct rb_trigger *out)
 {
     memset(out, 0, sizeof(*out));
@@ -106,8 +159,47 @@ static int map_trigger(const struct rb_scenario_trigger *a, struct rb_trigger *o
         out->when = RB_TRIGGER_TIME;
         out->delay_ms = a->n;
         return 1;
+    case RB_SCENARIO_AT_LLM_CALL:
+    case RB_SCENARIO_AT_TOOL_CALL:
+        out->when = RB_TRIGGER_EXTERNAL;
+        return 1;
     default:
         return 0;
+    }
+}
+
+/* Whether the harness can fire a world fault at this trigger: from the start,
+ * at the K-th LLM or tool call, or on a step's start or commit. */
+static int world_trigger_ok(const struct rb_scenario_trigger *a)
+{
+    return a->kind == RB_SCENARIO_AT_START || a->kind == RB_SCENARIO_AT_LLM_CALL ||
+           a->kind == RB_SCENARIO_AT_TOOL_CALL ||
+           (a->kind == RB_SCENARIO_AT_STEP && a->when != RB_SCENARIO_DURING);
+}
+
+static void describe_trigger(const struct rb_scenario_trigger *a, char *buf, size_t size)
+{
+    switch (a->kind) {
+    case RB_SCENARIO_AT_STEP:
+        if (a->when == RB_SCENARIO_DURING)
+            snprintf(buf, size, "step %lld start+%lldms", (long long)a->n,
+                     (long long)a->delay_ms);
+        else
+            snprintf(buf, size, "step %lld %s", (long long)a->n,
+                     a->when == RB_SCENARIO_BEFORE ? "start" : "commit");
+        break;
+    case RB_SCENARIO_AT_LLM_CALL:
+        snprintf(buf, size, "llm call %lld", (long long)a->n);
+        break;
+    case RB_SCENARIO_AT_TOOL_CALL:
+        snprintf(buf, size, "tool call %lld", (long long)a->n);
+        break;
+    case RB_SCENARIO_AT_TIME:
+        snprintf(buf, size, "time %lldms", (long long)a->n);
+        break;
+    default:
+        snprintf(buf, size, "start");
+        break;
     }
 }
 
@@ -142,6 +234,7 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
 {
     const char *file = s->path ? s->path : "<input>";
     enum rb_fault_form form;
+    struct rb_world_fault wf;
     struct rb_trigger trig;
     size_t i;
 
@@ -171,6 +264,17 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
     for (i = 0; i < s->n_faults; i++) {
         const struct rb_scenario_fault *f = &s->faults[i];
 
+        if (map_world(f, &wf)) {
+            if (!world_trigger_ok(&f->at)) {
+                set_err(err, RB_EINVAL,
+                        "%s:%d: a network fault at this trigger is not supported "
+                        "yet; use the start, 'llm_call', 'tool_call', or a step "
+                        "'before' or 'after'",
+                        file, f->line);
+                return RB_EINVAL;
+            }
+            continue;
+        }
         if (!map_form(f, &form)) {
             set_err(err, RB_EINVAL, "%s:%d: fault form '%s' (%s) is not supported yet",
                     file, f->line, rb_scenario_form_name(f->form),
@@ -178,10 +282,8 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             return RB_EINVAL;
         }
         if (!map_trigger(&f->at, &trig)) {
-            set_err(err, RB_EINVAL,
-                    "%s:%d: this trigger is not supported yet; use a step or "
-                    "'time_ms'",
-                    file, f->line);
+            set_err(err, RB_EINVAL, "%s:%d: this trigger is not supported yet", file,
+                    f->line);
             return RB_EINVAL;
         }
     }
@@ -195,54 +297,211 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
 
 /* ---- events ---------------------------------------------------------------- */
 
-struct collect {
+/* What a trial's callbacks share: the supervisor's (its own thread) and the
+ * world's (its connection threads). */
+struct trial_ctx {
     struct rb_trial *t;
+    const struct rb_scenario *s;
+    pthread_mutex_t lock;   /* t's events */
     int64_t attempt_offset; /* stdout offset where the latest attempt began */
     int oom;                /* ran out of memory keeping an event */
+    int faulted;
+    struct rb_world *world;
+    struct rb_sup *_Atomic sup;
+    atomic_int llm_calls, tool_calls;         /* seen at the world */
+    atomic_int fired[RB_SCORE_MAX_FAULTS];    /* world faults and external triggers */
+    int sup_index[RB_SCORE_MAX_FAULTS];       /* the fault's index in the supervisor,
+                                                 or -1: a world fault */
+    atomic_int world_fired;                   /* world faults that hit a call */
+    atomic_int world_id[RB_SCORE_MAX_FAULTS]; /* the world's id of fault i, or 0 */
+    atomic_int hit[RB_SCORE_MAX_FAULTS];      /* world fault i hit a call */
+    char **keys; /* distinct steps the attempt entered, for world faults */
+    size_t n_keys, cap_keys;
 };
 
-static void on_event(void *arg, const struct rb_fault_event *ev)
+/* Keeps one event (root is stolen). */
+static void add_event(struct trial_ctx *c, int64_t t_ns, const char *kind, json_t *root)
 {
-    struct collect *c = arg;
     struct rb_trial *t = c->t;
     struct rb_trial_event *e;
-    json_t *root;
     const char *step;
 
-    if (strcmp(ev->kind, "proc.start") == 0) {
-        off_t off = lseek(STDOUT_FILENO, 0, SEEK_CUR);
-        c->attempt_offset = off < 0 ? 0 : (int64_t)off;
-    }
+    pthread_mutex_lock(&c->lock);
     if (t->n_events == t->cap_events) {
         size_t cap = t->cap_events ? t->cap_events * 2 : 256;
         struct rb_trial_event *p = realloc(t->events, cap * sizeof(*p));
 
-        if (!p) {
-            c->oom = 1;
-            return;
-        }
+        if (!p)
+            goto fail;
         t->events = p;
         t->cap_events = cap;
     }
-    root = json_loads(ev->json, 0, NULL);
-    if (!root) {
-        c->oom = 1;
-        return;
-    }
     e = &t->events[t->n_events];
-    e->t_ns = ev->t_ns;
-    e->kind = strdup(ev->kind);
+    e->t_ns = t_ns;
+    e->kind = strdup(kind);
     step = json_string_value(json_object_get(root, "step"));
     e->step = step ? strdup(step) : NULL;
     e->json = root;
     if (!e->kind || (step && !e->step)) {
         free(e->kind);
         free(e->step);
-        json_decref(root);
+        goto fail;
+    }
+    t->n_events++;
+    pthread_mutex_unlock(&c->lock);
+    return;
+fail:
+    json_decref(root);
+    c->oom = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Fires scenario fault i (once): through the supervisor, or at the world. */
+static void fire(struct trial_ctx *c, size_t i)
+{
+    const struct rb_scenario_fault *f = &c->s->faults[i];
+    struct rb_world_fault wf;
+    struct rb_sup *sup;
+    char desc[64];
+    int id = 0;
+    json_t *o;
+
+    if (atomic_exchange(&c->fired[i], 1))
+        return;
+    if (c->sup_index[i] >= 0) {
+        sup = atomic_load(&c->sup);
+        if (sup)
+            rb_sup_fire(sup, (size_t)c->sup_index[i]);
+        return;
+    }
+    if (!map_world(f, &wf) || rb_world_fault_add(c->world, &wf, &id, NULL) != RB_OK)
+        return;
+    atomic_store(&c->world_id[i], id);
+    describe_trigger(&f->at, desc, sizeof(desc));
+    /* Armed at the world; injected when it first hits a call (on_entry). */
+    o = json_pack("{s:s, s:s, s:i, s:s, s:i}", "kind", "fault.arm", "form",
+                  rb_scenario_form_name(f->form), "scenario_fault", (int)i, "trigger",
+                  desc, "world_fault", id);
+    if (o)
+        add_event(c, now_ns(), "fault.arm", o);
+    else
+        c->oom = 1;
+}
+
+/* A world fault's first hit is its injection. */
+static void world_hit(struct trial_ctx *c, const struct rb_world_entry *e)
+{
+    const struct rb_scenario_fault *f;
+    char desc[64];
+    size_t i;
+    json_t *o;
+
+    for (i = 0; i < c->s->n_faults; i++)
+        if (atomic_load(&c->world_id[i]) == e->fault_id)
+            break;
+    if (i == c->s->n_faults || atomic_exchange(&c->hit[i], 1))
+        return;
+    f = &c->s->faults[i];
+    atomic_fetch_add(&c->world_fired, 1);
+    describe_trigger(&f->at, desc, sizeof(desc));
+    o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:i, s:s, s:I}", "kind", "fault.inject",
+                  "form", rb_scenario_form_name(f->form), "scenario_fault", (int)i,
+                  "trigger", desc, "where", "world", "world_fault", e->fault_id, "route",
+                  e->route, "request", (json_int_t)e->seq);
+    if (o)
+        add_event(c, now_ns(), "fault.inject", o);
+    else
+        c->oom = 1;
+}
+
+/* World faults at a step: the N-th distinct step this attempt enters. */
+static void step_event(struct trial_ctx *c, const char *kind, const char *key)
+{
+    size_t i, ord = 0;
+    int is_start = !strcmp(kind, "step.start"), is_commit = !strcmp(kind, "step.commit");
+
+    if (!key || (!is_start && !is_commit && strcmp(kind, "step.replay") &&
+                 strcmp(kind, "step.cached")))
+        return;
+    for (i = 0; i < c->n_keys && !ord; i++)
+        if (!strcmp(c->keys[i], key))
+            ord = i + 1;
+    if (!ord) {
+        if (c->n_keys == c->cap_keys) {
+            size_t cap = c->cap_keys ? c->cap_keys * 2 : 64;
+            char **p = realloc(c->keys, cap * sizeof(*p));
+
+            if (!p)
+                return;
+            c->keys = p;
+            c->cap_keys = cap;
+        }
+        c->keys[c->n_keys] = strdup(key);
+        if (!c->keys[c->n_keys])
+            return;
+        ord = ++c->n_keys;
+    }
+    for (i = 0; i < c->s->n_faults; i++) {
+        const struct rb_scenario_trigger *a = &c->s->faults[i].at;
+
+        if (c->sup_index[i] >= 0 || a->kind != RB_SCENARIO_AT_STEP ||
+            a->n != (int64_t)ord)
+            continue;
+        if ((a->when == RB_SCENARIO_BEFORE && is_start) ||
+            (a->when == RB_SCENARIO_AFTER && is_commit))
+            fire(c, i);
+    }
+}
+
+static void on_event(void *arg, const struct rb_fault_event *ev)
+{
+    struct trial_ctx *c = arg;
+    json_t *root;
+    size_t i;
+
+    if (strcmp(ev->kind, "proc.start") == 0) {
+        off_t off = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+        c->attempt_offset = off < 0 ? 0 : (int64_t)off;
+        for (i = 0; i < c->n_keys; i++)
+            free(c->keys[i]);
+        c->n_keys = 0;
+    }
+    root = json_loads(ev->json, 0, NULL);
+    if (!root) {
         c->oom = 1;
         return;
     }
-    t->n_events++;
+    if (c->faulted)
+        step_event(c, ev->kind, json_string_value(json_object_get(root, "step")));
+    add_event(c, ev->t_ns, ev->kind, root);
+}
+
+/* The world's requests: faults at the K-th LLM or tool call. */
+static void on_entry(void *arg, const struct rb_world_entry *e)
+{
+    struct trial_ctx *c = arg;
+    enum rb_scenario_trigger_kind kind;
+    int n;
+    size_t i;
+
+    if (!c->faulted)
+        return;
+    if (e->fault_id > 0)
+        world_hit(c, e);
+    if (e->end_ns != 0)
+        return;
+    if (strncmp(e->route, "/v1/chat/completions", 20) == 0) {
+        kind = RB_SCENARIO_AT_LLM_CALL;
+        n = atomic_fetch_add(&c->llm_calls, 1) + 1;
+    } else if (strncmp(e->route, "/tools/", 7) == 0) {
+        kind = RB_SCENARIO_AT_TOOL_CALL;
+        n = atomic_fetch_add(&c->tool_calls, 1) + 1;
+    } else {
+        return;
+    }
+    for (i = 0; i < c->s->n_faults; i++)
+        if (c->s->faults[i].at.kind == kind && c->s->faults[i].at.n == n)
+            fire(c, i);
 }
 
 /* ---- the agent's environment and files ---------------------------------- */
@@ -332,6 +591,8 @@ static void agent_cwd(const struct rb_scenario *s, char *out, size_t size)
         snprintf(out, size, "%s/%s", base, s->agent.cwd);
     else
         snprintf(out, size, "%s", base);
+    if (realpath(out, base))
+        snprintf(out, size, "%s", base);
 }
 
 /* Hashes bytes [from, end) of the file at path. */
@@ -400,13 +661,21 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     struct rb_sup *sup = NULL;
     struct rb_sup_opts o;
     struct rb_sup_result res;
-    struct collect c = {out, 0, 0};
+    struct trial_ctx c;
     char path[4400], cwd[PATH_MAX], prog[PATH_MAX * 2], **env = NULL;
     const char **argv = NULL;
     int saved_out = -1, saved_err = -1;
-    size_t i, argc = 0;
+    size_t i, argc = 0, sup_faults = 0;
     enum rb_err rc = RB_OK;
 
+    memset(&c, 0, sizeof(c));
+    c.t = out;
+    c.s = s;
+    c.faulted = faulted;
+    pthread_mutex_init(&c.lock, NULL);
+    atomic_init(&c.sup, NULL);
+    for (i = 0; i < RB_SCORE_MAX_FAULTS; i++)
+        c.sup_index[i] = -1;
     rb_world_config_init(&cfg);
     out->faulted = faulted;
     out->seed = seed;
@@ -423,6 +692,8 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     cfg.turns = s->world.turns;
     cfg.latency_ms = s->world.latency_ms;
     cfg.jitter_ms = s->world.jitter_ms;
+    cfg.on_entry = on_entry;
+    cfg.on_entry_arg = &c;
     snprintf(path, sizeof(path), "%s/world.jsonl", dir);
     cfg.journal_path = strdup(path);
     if (!cfg.journal_path) {
@@ -433,6 +704,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     rc = rb_world_start(&cfg, &world, err);
     if (rc != RB_OK)
         goto out;
+    c.world = world;
 
     env = agent_env(s, out, rb_world_url(world), rebound_exe);
     while (s->agent.argv[argc])
@@ -471,7 +743,11 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     for (i = 0; faulted && i < s->n_faults; i++) {
         const struct rb_scenario_fault *f = &s->faults[i];
         struct rb_fault_spec spec;
+        struct rb_world_fault wf;
 
+        out->n_armed++;
+        if (map_world(f, &wf))
+            continue; /* fired by the callbacks, or below */
         memset(&spec, 0, sizeof(spec));
         if (!map_form(f, &spec.form) || !map_trigger(&f->at, &spec.trigger)) {
             rc = RB_EINVAL;
@@ -483,10 +759,17 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         rc = rb_sup_add_fault(sup, &spec, err);
         if (rc != RB_OK)
             goto out;
-        out->n_armed++;
+        describe_trigger(&f->at, out->trigger_desc[sup_faults],
+                         sizeof(out->trigger_desc[sup_faults]));
+        c.sup_index[i] = (int)sup_faults++;
         if (f->form == RB_SCENARIO_FREEZE)
             out->fault_time_ms += f->duration_ms > 0 ? f->duration_ms : 1000;
     }
+
+    atomic_store(&c.sup, sup);
+    for (i = 0; faulted && i < s->n_faults; i++)
+        if (c.sup_index[i] < 0 && s->faults[i].at.kind == RB_SCENARIO_AT_START)
+            fire(&c, i);
 
     fflush(stdout);
     fflush(stderr);
@@ -523,15 +806,19 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     out->signal = res.signal;
     out->timed_out = res.timed_out;
     out->interrupted = res.interrupted;
-    out->injected = res.injected;
+    out->injected = res.injected + atomic_load(&c.world_fired);
     snprintf(path, sizeof(path), "%s/stdout", dir);
     if (hash_tail(path, c.attempt_offset, out->stdout_hash, &out->stdout_bytes) != 0) {
         rc = RB_EIO;
         set_err(err, rc, "cannot read '%s': %s", path, strerror(errno));
     }
 out:
+    rb_world_stop(world); /* first: its threads may fire the supervisor's faults */
     rb_sup_free(sup);
-    rb_world_stop(world);
+    for (i = 0; i < c.n_keys; i++)
+        free(c.keys[i]);
+    free(c.keys);
+    pthread_mutex_destroy(&c.lock);
     rb_world_config_release(&cfg);
     free(argv);
     free_strv(env);
