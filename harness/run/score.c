@@ -87,6 +87,8 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
     if (s && !strcmp(s, "external") && fault_index >= 0 &&
         fault_index < RB_SCORE_MAX_FAULTS && t->trigger_desc[fault_index][0])
         s = t->trigger_desc[fault_index]; /* fired from the world: say what */
+    if (!s && json_object_get(inj->json, "limit"))
+        s = "memory limit"; /* the agent outgrew it */
     snprintf(f->trigger, sizeof(f->trigger), "%s", s ? s : "?");
     f->inject_ns = inj->t_ns;
 

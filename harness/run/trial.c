@@ -275,6 +275,8 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             }
             continue;
         }
+        if (f->form == RB_SCENARIO_OOM_LIMIT || f->form == RB_SCENARIO_OOM_RLIMIT)
+            continue; /* on the supervisor's options, from the start */
         if (!map_form(f, &form)) {
             set_err(err, RB_EINVAL, "%s:%d: fault form '%s' (%s) is not supported yet",
                     file, f->line, rb_scenario_form_name(f->form),
@@ -737,6 +739,19 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     o.timeout_ms = s->deadline_ms;
     o.on_event = on_event;
     o.event_arg = &c;
+    for (i = 0; faulted && i < s->n_faults; i++) {
+        const struct rb_scenario_fault *f = &s->faults[i];
+
+        if (f->form == RB_SCENARIO_OOM_LIMIT) {
+            o.mem.max_bytes = f->limit_mb << 20;
+            o.mem.mechanism = f->mechanism == RB_SCENARIO_MEM_CGROUP2    ? RB_MEM_CGROUP2
+                              : f->mechanism == RB_SCENARIO_MEM_WATCHDOG ? RB_MEM_WATCHDOG
+                                                                         : RB_MEM_AUTO;
+            o.mem.sample_ms = f->sample_ms;
+        } else if (f->form == RB_SCENARIO_OOM_RLIMIT) {
+            o.mem.rlimit_as_bytes = f->limit_mb << 20;
+        }
+    }
     rc = rb_sup_new(&o, &sup, err);
     if (rc != RB_OK)
         goto out;
@@ -745,9 +760,13 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         struct rb_fault_spec spec;
         struct rb_world_fault wf;
 
+        if (f->form == RB_SCENARIO_OOM_RLIMIT)
+            continue; /* failed allocations: the agent's to see, no event */
         out->n_armed++;
         if (map_world(f, &wf))
             continue; /* fired by the callbacks, or below */
+        if (f->form == RB_SCENARIO_OOM_LIMIT)
+            continue; /* fires when the agent outgrows it */
         memset(&spec, 0, sizeof(spec));
         if (!map_form(f, &spec.form) || !map_trigger(&f->at, &spec.trigger)) {
             rc = RB_EINVAL;

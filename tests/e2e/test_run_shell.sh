@@ -6,8 +6,9 @@
 # work without durability (examples/shell-naive) redoes the steps done before
 # the kill, and its `max_steps_redone: 0` makes rebound exit 1 naming the
 # metric, the limit and the value. A preemption notice at a time trigger, a
-# deadline (outcome hung), a broken scenario (exit 2, FILE:LINE:COL), a form
-# not supported yet and a missing agent program (exit 2) complete it.
+# deadline (outcome hung), a memory limit (the watchdog's OOM kill), a
+# broken scenario (exit 2, FILE:LINE:COL), a form not supported yet and a
+# missing agent program (exit 2) complete it.
 #
 # ctest-timeout: 120
 set -euo pipefail
@@ -102,6 +103,38 @@ jq -e '.trials[0].outcome == "hung"' "$tmp/o4/results.json" > /dev/null ||
     fail "hung: $(jq -c '.trials[0] | del(.faulted, .golden)' "$tmp/o4/results.json")"
 grep -q 'outcome: hung, expected recovered' "$tmp/o4.out" || fail "hung: $(cat "$tmp/o4.out")"
 
+# 6. A memory limit on the agent: step 3 of the first attempt outgrows it,
+# the watchdog kills the group (an OOM kill), the restart replays 1-2 and
+# finishes with the golden output.
+cat > "$tmp/mem-agent.sh" << 'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+state=start
+for ((i = 1; i <= 6; i++)); do
+    state=$("$REBOUND" step --name "s-$i" -- bash -c '
+        if [ "$2" = 3 ] && [ "$REBOUND_ATTEMPT" = 1 ]; then
+            big=$(head -c 300000000 /dev/zero | tr "\0" a); echo "${#big}" >&2
+        fi
+        printf "%s" "$1|$2" | sha256sum | cut -c1-16' _ "$state" "$i")
+done
+echo "final: $state"
+SH
+chmod +x "$tmp/mem-agent.sh"
+cat > "$tmp/mem.json" << 'JSON'
+{"description": "oom", "rebound": 1, "agent": {"command": {"argv": ["./mem-agent.sh"]}},
+ "faults": [{"kind": "oom", "form": "limit", "limit_mb": 150, "mechanism": "watchdog"}],
+ "restart": {"delay_ms": 10, "max_attempts": 3},
+ "expect": {"outcome": "recovered", "max_steps_redone": 0, "context_preserved": true,
+            "failure_context_delivered": true}, "deadline_ms": 30000}
+JSON
+code=0
+rb run "$tmp/mem.json" --out "$tmp/o9" > "$tmp/o9.out" 2> "$tmp/o9.err" || code=$?
+[ "$code" -eq 0 ] || fail "mem: exit $code: $(cat "$tmp/o9.out" "$tmp/o9.err")"
+jq -e '.trials[0] | .faults_fired == 1 and .faults[0].form == "oom-kill"
+       and .faults[0].inflight_step == "s-3" and .faulted.attempts == 2
+       and .steps_redone == 0 and .context.preserved' "$tmp/o9/results.json" > /dev/null ||
+    fail "mem: $(jq -c '.trials[0] | del(.faulted, .golden)' "$tmp/o9/results.json")"
+
 # 5. Bad input: exit 2 with a position, a clear message, nothing written.
 printf '{\n  "rebound": 1,\n  "agent": {"command": {"argv": ["true"]}},\n  "bogus": 3\n}\n' \
     > "$tmp/broken.json"
@@ -111,13 +144,13 @@ rb run "$tmp/broken.json" --out "$tmp/o5" > "$tmp/o5.out" 2> "$tmp/o5.err" || co
 grep -Eq "^$tmp/broken.json:4:3: .*bogus" "$tmp/o5.err" || fail "broken: $(cat "$tmp/o5.err")"
 [ ! -e "$tmp/o5/results.json" ] || fail "broken: results were written"
 
-scenario "$tmp/limit.json" examples/shell-durable/agent.sh \
-    '{"kind": "oom", "form": "limit", "limit_mb": 64}' '{}'
+scenario "$tmp/offset.json" examples/shell-durable/agent.sh \
+    '{"kind": "clock", "form": "offset", "offset_s": 3600}' '{}'
 code=0
-rb run "$tmp/limit.json" --out "$tmp/o6" > "$tmp/o6.out" 2> "$tmp/o6.err" || code=$?
-[ "$code" -eq 2 ] || fail "limit: exit $code: $(cat "$tmp/o6.err")"
-grep -Eq "^rebound: run: $tmp/limit.json:[0-9]+: fault form 'limit' \(oom\) is not supported yet$" \
-    "$tmp/o6.err" || fail "limit: $(cat "$tmp/o6.err")"
+rb run "$tmp/offset.json" --out "$tmp/o6" > "$tmp/o6.out" 2> "$tmp/o6.err" || code=$?
+[ "$code" -eq 2 ] || fail "offset: exit $code: $(cat "$tmp/o6.err")"
+grep -Eq "^rebound: run: $tmp/offset.json:[0-9]+: fault form 'offset' \(clock\) is not supported yet$" \
+    "$tmp/o6.err" || fail "offset: $(cat "$tmp/o6.err")"
 
 cat > "$tmp/noprog.json" << 'JSON'
 {"description": "missing", "rebound": 1,
