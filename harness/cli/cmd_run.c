@@ -41,10 +41,10 @@ static const char help[] =
     "share of trials passing, 0-100).\n"
     "\n"
     "Agents given as a 'command' run now, with preemption and oom-kill faults\n"
-    "(at a step, a time, or the K-th LLM or tool call), memory limits and the\n"
-    "world's network faults. The built-in agent, random schedules, task memory\n"
-    "limits, clock faults and partitions are refused as not supported yet\n"
-    "(exit 2).\n"
+    "(at a step, a time, or the K-th LLM or tool call), memory limits, clock\n"
+    "skew and the world's network faults. The built-in agent, random\n"
+    "schedules, task memory limits and partitions are refused as not supported\n"
+    "yet (exit 2).\n"
     "\n"
     "options:\n"
     "  --out DIR   where results go (made if missing)\n"
@@ -131,7 +131,7 @@ static int fresh_dir(const char *path)
 
 static int write_results(const char *dir, json_t *root)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 24];
 
     snprintf(path, sizeof(path), "%s/results.json", dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -216,7 +216,7 @@ int cmd_run(int argc, char **argv)
 {
     struct rb_scenario **scen = NULL;
     struct result *res = NULL;
-    char **paths = NULL, exe[PATH_MAX], dir[PATH_MAX];
+    char **paths = NULL, exe[PATH_MAX], dir[PATH_MAX], abs_out[PATH_MAX];
     const char *out_dir = NULL;
     size_t n_res = 0, cap_res = 0, i, j, first_of_scen;
     int n_paths = 0, a, rc = EXIT_OK, passed = 0, stop = 0, k;
@@ -280,6 +280,14 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    /* The agent runs elsewhere: its store's path must not be relative. */
+    if (!realpath(out_dir, abs_out)) {
+        cli_errorf("run", "cannot resolve output folder '%s': %s", out_dir,
+                   strerror(errno));
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    out_dir = abs_out;
     stop_signals(&stops);
     pthread_sigmask(SIG_BLOCK, &stops, &old_mask);
     blocked = 1;

@@ -88,6 +88,9 @@ static int map_form(const struct rb_scenario_fault *f, enum rb_fault_form *out)
     case RB_SCENARIO_OOM_KILL:
         *out = RB_FAULT_OOM_KILL;
         return 1;
+    case RB_SCENARIO_CLOCK_JUMP:
+        *out = RB_FAULT_CLOCK_JUMP;
+        return 1;
     default:
         return 0;
     }
@@ -275,7 +278,8 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             }
             continue;
         }
-        if (f->form == RB_SCENARIO_OOM_LIMIT || f->form == RB_SCENARIO_OOM_RLIMIT)
+        if (f->form == RB_SCENARIO_OOM_LIMIT || f->form == RB_SCENARIO_OOM_RLIMIT ||
+            f->form == RB_SCENARIO_CLOCK_OFFSET || f->form == RB_SCENARIO_CLOCK_DRIFT)
             continue; /* on the supervisor's options, from the start */
         if (!map_form(f, &form)) {
             set_err(err, RB_EINVAL, "%s:%d: fault form '%s' (%s) is not supported yet",
@@ -668,6 +672,9 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     const char **argv = NULL;
     int saved_out = -1, saved_err = -1;
     size_t i, argc = 0, sup_faults = 0;
+    struct rb_clock_opts clock_opts = {0};
+    struct rb_clock *clock = NULL;
+    int want_clock = 0;
     enum rb_err rc = RB_OK;
 
     memset(&c, 0, sizeof(c));
@@ -751,6 +758,20 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         } else if (f->form == RB_SCENARIO_OOM_RLIMIT) {
             o.mem.rlimit_as_bytes = f->limit_mb << 20;
         }
+        if (f->kind == RB_SCENARIO_CLOCK) {
+            if (f->form == RB_SCENARIO_CLOCK_OFFSET)
+                clock_opts.offset_s += f->offset_s;
+            if (f->form == RB_SCENARIO_CLOCK_DRIFT)
+                clock_opts.rate = f->rate;
+            clock_opts.fake_monotonic |= f->fake_monotonic;
+            want_clock = 1;
+        }
+    }
+    if (want_clock) {
+        rc = rb_clock_new(&clock_opts, &clock, err);
+        if (rc != RB_OK)
+            goto out;
+        o.clock = clock;
     }
     rc = rb_sup_new(&o, &sup, err);
     if (rc != RB_OK)
@@ -760,8 +781,9 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         struct rb_fault_spec spec;
         struct rb_world_fault wf;
 
-        if (f->form == RB_SCENARIO_OOM_RLIMIT)
-            continue; /* failed allocations: the agent's to see, no event */
+        if (f->form == RB_SCENARIO_OOM_RLIMIT || f->form == RB_SCENARIO_CLOCK_OFFSET ||
+            f->form == RB_SCENARIO_CLOCK_DRIFT)
+            continue; /* standing: no event says they fired */
         out->n_armed++;
         if (map_world(f, &wf))
             continue; /* fired by the callbacks, or below */
@@ -775,6 +797,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         }
         spec.grace_ms = f->grace_ms;
         spec.duration_ms = f->duration_ms;
+        spec.jump_s = f->jump_s;
         rc = rb_sup_add_fault(sup, &spec, err);
         if (rc != RB_OK)
             goto out;
@@ -834,6 +857,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
 out:
     rb_world_stop(world); /* first: its threads may fire the supervisor's faults */
     rb_sup_free(sup);
+    rb_clock_free(clock);
     for (i = 0; i < c.n_keys; i++)
         free(c.keys[i]);
     free(c.keys);
