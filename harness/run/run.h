@@ -65,8 +65,9 @@ void rb_trial_init(struct rb_trial *t);
 void rb_trial_release(struct rb_trial *t);
 
 /*
- * Checks that this harness can run scenario `s`: a command agent, fault
- * forms and triggers it maps onto the supervisor. RB_EINVAL
+ * Checks that this harness can run scenario `s`: an agent command that
+ * exists (or the built-in agent, run as `rebound agent --scenario FILE`),
+ * fault forms and triggers it maps onto the supervisor or the world. RB_EINVAL
  * with the reason, naming the fault's line, when not.
  */
 enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err);

@@ -70,11 +70,14 @@ static int64_t json_int(const json_t *o, const char *key, int64_t dflt)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
+#define MAX_OPEN 256 /* steps in flight at once that are told apart */
+
 /* Scores the fault injected at event index k. */
 static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_score *f)
 {
     const struct rb_trial_event *inj = &t->events[k];
-    const char *open = NULL, *s;
+    const char *open[MAX_OPEN], *s;
+    size_t n_open = 0, frontier, j;
     int64_t base = inj->t_ns, death = -1, start = -1, first_new = -1;
     int64_t fault_index = json_int(inj->json, "fault", -1);
     size_t i;
@@ -92,21 +95,37 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
     snprintf(f->trigger, sizeof(f->trigger), "%s", s ? s : "?");
     f->inject_ns = inj->t_ns;
 
-    /* The step in flight: started in this attempt and not committed. */
-    for (i = 0; i < k; i++) {
+    /* The frontier: what the agent had done when the fault hit. For a fault
+     * that killed the attempt, that is all it wrote before it died (lines
+     * still in the pipe at the kill are read after the injection). */
+    frontier = k;
+    for (i = k + 1; i < t->n_events && !is(&t->events[i], "proc.start"); i++) {
+        if (is(&t->events[i], "proc.exit")) {
+            if (json_object_get(t->events[i].json, "failure"))
+                frontier = i;
+            break;
+        }
+    }
+
+    /* The steps in flight: started in this attempt and not committed (more
+     * than one when the agent runs steps in parallel). */
+    for (i = 0; i < frontier; i++) {
         const struct rb_trial_event *e = &t->events[i];
 
-        if (is(e, "proc.start"))
-            open = NULL;
-        else if (is(e, "step.start"))
-            open = e->step;
-        else if (is(e, "step.commit") && open && e->step && !strcmp(open, e->step))
-            open = NULL;
+        if (is(e, "proc.start")) {
+            n_open = 0;
+        } else if (is(e, "step.start") && e->step && n_open < MAX_OPEN) {
+            open[n_open++] = e->step;
+        } else if (is(e, "step.commit") && e->step) {
+            for (j = 0; j < n_open && strcmp(open[j], e->step); j++)
+                ;
+            if (j < n_open)
+                open[j] = open[--n_open];
+        }
     }
-    if (open) {
-        f->inflight = 1;
-        snprintf(f->inflight_step, sizeof(f->inflight_step), "%s", open);
-    }
+    f->inflight = (int)n_open;
+    if (n_open)
+        snprintf(f->inflight_step, sizeof(f->inflight_step), "%s", open[0]);
 
     for (i = k + 1; i < t->n_events; i++) {
         const struct rb_trial_event *e = &t->events[i];
@@ -120,12 +139,15 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
         } else if (is(e, "proc.start") && death >= 0 && start < 0) {
             start = e->t_ns;
             f->restart_ms = ms(start - death);
+        } else if (i <= frontier) {
+            continue; /* written before the death */
         } else if (is(e, "step.start") && e->step && first_new < 0 &&
-                   (death < 0 || start >= 0) && !committed_before(t, k, e->step)) {
+                   (death < 0 || start >= 0) && !committed_before(t, frontier, e->step)) {
             first_new = e->t_ns;
             if (start >= 0)
                 f->replay_ms = ms(first_new - start);
-        } else if (is(e, "step.commit") && e->step && !committed_before(t, k, e->step)) {
+        } else if (is(e, "step.commit") && e->step &&
+                   !committed_before(t, frontier, e->step)) {
             f->recovery_ms = ms(e->t_ns - base);
             if (first_new >= 0 && start >= 0)
                 f->redo_ms = ms(e->t_ns - first_new);
@@ -318,7 +340,7 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
 
         json_array_append_new(
             faults,
-            json_pack("{s:s, s:s, s:f, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "form",
+            json_pack("{s:s, s:s, s:f, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "form",
                       f->form, "trigger", f->trigger, "inject_ms",
                       (double)(f->inject_ns - t->start_ns) / 1e6, "inflight", f->inflight,
                       "inflight_step",

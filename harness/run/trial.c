@@ -1,12 +1,14 @@
 /*
- * trial.c - one trial of `rebound run`: a scenario's command agent run
- * against its own world (in process, a free port on 127.0.0.1) and its own
- * store, under the supervisor (faults/faults.h) with the scenario's restart
- * policy and deadline, and, for a faulted trial, its faults armed. Every
+ * trial.c - one trial of `rebound run`: a scenario's agent (its command, or
+ * the built-in agent as `rebound agent`) run against its own world (in
+ * process, a free port on 127.0.0.1) and its own store, under the supervisor
+ * (faults/faults.h) with the scenario's restart policy and deadline, and, for
+ * a faulted trial, its faults armed at the supervisor or the world. Every
  * event (the supervisor's proc.* and fault.*, the agent's step.* from
- * REBOUND_EVENT_FD) is kept with the supervisor's monotonic time for the
- * scorer (score.c). The agent's stdout and stderr go to files in the trial's
- * folder; the last attempt's stdout is hashed to compare contexts.
+ * REBOUND_EVENT_FD, the world's fault hits) is kept with rebound's monotonic
+ * time for the scorer (score.c). The agent's stdout and stderr go to files
+ * in the trial's folder; the last attempt's stdout is hashed to compare
+ * contexts.
  */
 #include "run.h"
 
@@ -241,14 +243,11 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
     struct rb_trigger trig;
     size_t i;
 
-    if (s->agent.kind != RB_SCENARIO_AGENT_COMMAND) {
-        set_err(err, RB_EINVAL,
-                "%s: the built-in agent is not supported by 'rebound run' yet; "
-                "give the agent as a 'command'",
-                file);
+    if (s->agent.kind == RB_SCENARIO_AGENT_BUILTIN && !s->path) {
+        set_err(err, RB_EINVAL, "the built-in agent needs its scenario as a file");
         return RB_EINVAL;
     }
-    if (!program_found(s)) {
+    if (s->agent.kind == RB_SCENARIO_AGENT_COMMAND && !program_found(s)) {
         set_err(err, RB_EINVAL, "%s: cannot start agent '%s': %s", file, s->agent.argv[0],
                 strchr(s->agent.argv[0], '/') ? "no such executable file"
                                               : "not found on PATH");
@@ -602,13 +601,16 @@ static void agent_cwd(const struct rb_scenario *s, char *out, size_t size)
 }
 
 /* Hashes bytes [from, end) of the file at path. */
-static int hash_tail(const char *path, int64_t from, char hex[RB_HASH_HEX_LEN + 1],
-                     int64_t *len)
+/* Hashes bytes [from, end) of the file at path, leaving out the lines that
+ * start with `skip` (when not NULL). */
+static int hash_tail(const char *path, int64_t from, const char *skip,
+                     char hex[RB_HASH_HEX_LEN + 1], int64_t *len)
 {
     struct rb_buf b;
-    char chunk[65536];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
     FILE *f = fopen(path, "rbe");
-    size_t n;
     int rc = -1;
 
     rb_buf_init(&b);
@@ -616,14 +618,20 @@ static int hash_tail(const char *path, int64_t from, char hex[RB_HASH_HEX_LEN + 
         return -1;
     if (fseeko(f, (off_t)from, SEEK_SET) != 0)
         goto out;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        if (rb_buf_append(&b, chunk, n) != RB_OK)
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (skip && strncmp(line, skip, strlen(skip)) == 0)
+            continue;
+        if (rb_buf_append(&b, line, (size_t)n) != RB_OK)
             goto out;
+    }
+    if (ferror(f))
+        goto out;
     rb_hash_hex(b.data ? (const void *)b.data : "", b.len, hex);
     *len = (int64_t)b.len;
     rc = 0;
 out:
     fclose(f);
+    free(line);
     rb_buf_release(&b);
     return rc;
 }
@@ -669,6 +677,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     struct rb_sup_result res;
     struct trial_ctx c;
     char path[4400], cwd[PATH_MAX], prog[PATH_MAX * 2], **env = NULL;
+    char scenario_abs[PATH_MAX];
     const char **argv = NULL;
     int saved_out = -1, saved_err = -1;
     size_t i, argc = 0, sup_faults = 0;
@@ -716,9 +725,9 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     c.world = world;
 
     env = agent_env(s, out, rb_world_url(world), rebound_exe);
-    while (s->agent.argv[argc])
+    while (s->agent.argv && s->agent.argv[argc])
         argc++;
-    argv = calloc(argc + 1, sizeof(*argv));
+    argv = calloc(argc + 5, sizeof(*argv));
     if (!env || !argv) {
         rc = RB_ENOMEM;
         set_err(err, rc, "out of memory");
@@ -727,9 +736,21 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     agent_cwd(s, cwd, sizeof(cwd));
     for (i = 0; i < argc; i++)
         argv[i] = s->agent.argv[i];
-    /* The supervisor looks a program with a slash up from its own folder; a
-     * relative one is meant from the agent's. */
-    if (strchr(argv[0], '/') && argv[0][0] != '/') {
+    if (s->agent.kind == RB_SCENARIO_AGENT_BUILTIN) {
+        /* The built-in agent is one more command: `rebound agent`. */
+        if (!realpath(s->path, scenario_abs)) {
+            rc = RB_EIO;
+            set_err(err, rc, "cannot resolve '%s': %s", s->path, strerror(errno));
+            goto out;
+        }
+        argv[0] = rebound_exe;
+        argv[1] = "agent";
+        argv[2] = "--scenario";
+        argv[3] = scenario_abs;
+        argv[4] = NULL;
+    } else if (strchr(argv[0], '/') && argv[0][0] != '/') {
+        /* The supervisor looks a program with a slash up from its own folder;
+         * a relative one is meant from the agent's. */
         snprintf(prog, sizeof(prog), "%s/%s", cwd, argv[0]);
         argv[0] = prog;
     }
@@ -850,7 +871,12 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     out->interrupted = res.interrupted;
     out->injected = res.injected + atomic_load(&c.world_fired);
     snprintf(path, sizeof(path), "%s/stdout", dir);
-    if (hash_tail(path, c.attempt_offset, out->stdout_hash, &out->stdout_bytes) != 0) {
+    /* The built-in agent ends with a line of its own counts ("agent: run
+     * ...: 45 executed, 155 replayed"), which differ by design: its answer is
+     * what is compared. */
+    if (hash_tail(path, c.attempt_offset,
+                  s->agent.kind == RB_SCENARIO_AGENT_BUILTIN ? "agent: run '" : NULL,
+                  out->stdout_hash, &out->stdout_bytes) != 0) {
         rc = RB_EIO;
         set_err(err, rc, "cannot read '%s': %s", path, strerror(errno));
     }
