@@ -424,11 +424,114 @@ static const char *const mode_names[] = {"correct",
                                          "wall-clock-lease",
                                          NULL};
 
+/* Checks one level of a fan-out (the current path) and those nested in it
+ * under "each", filling levels[depth - 1] and on; returns the levels read
+ * (0 when one is bad). */
+static size_t check_fanout_level(struct ctx *c, json_t *fan, size_t depth,
+                                 struct rb_scenario_fanout_level *levels)
+{
+    static const char *const top_keys[] = {"at_step",     "threads", "duplicates",
+                                           "concurrency", "each",    NULL};
+    static const char *const top_only[] = {"at_step", "concurrency", NULL};
+    struct rb_scenario_fanout_level lv = {0, 0};
+    json_t *each = NULL;
+    size_t k, saved, below = 1;
+    int ok = 1;
+
+    check_keys(c, fan, top_keys, depth == 1 ? "fanout" : "fanout.each");
+    for (k = 0; depth > 1 && top_only[k]; k++)
+        if (json_object_get(fan, top_only[k]))
+            report_in(c, top_only[k], 1,
+                      "'%s' belongs to the top fanout level, not to an 'each'",
+                      top_only[k]);
+    if (get_int32(c, fan, "threads", 1, 10000, &lv.threads) != 1) {
+        ok = 0;
+        if (!json_object_get(fan, "threads"))
+            report(c, 0, "missing required key 'threads' in %s",
+                   depth == 1 ? "fanout" : "fanout.each");
+    }
+    if (get_int32(c, fan, "duplicates", 0, 10000, &lv.duplicates) < 0)
+        ok = 0;
+    if (ok && lv.duplicates >= lv.threads) {
+        report_in(c, "duplicates", 0,
+                  "'duplicates' must be less than 'threads' (%d): a duplicate "
+                  "repeats another thread",
+                  lv.threads);
+        ok = 0;
+    }
+    levels[depth - 1] = lv;
+    if (get_typed(c, fan, "each", JSON_OBJECT, &each) < 0)
+        return 0;
+    if (each && depth >= RB_SCENARIO_FANOUT_MAX_DEPTH) {
+        report_in(c, "each", 1, "a fanout nests %d levels deep at most",
+                  RB_SCENARIO_FANOUT_MAX_DEPTH);
+        return 0;
+    }
+    if (each) {
+        saved = enter(c, "each");
+        below = check_fanout_level(c, each, depth + 1, levels);
+        leave(c, saved);
+        if (below == 0)
+            return 0;
+        below++;
+    }
+    return ok ? below : 0;
+}
+
+/* Checks a workflow's fanout (the current path) and fills its fields. */
+static void check_fanout(struct ctx *c, json_t *fan, int steps_ok,
+                         struct rb_scenario_workflow *out)
+{
+    struct rb_scenario_fanout_level levels[RB_SCENARIO_FANOUT_MAX_DEPTH];
+    int at = 0, conc = 0, ok = 1;
+    int64_t leaves = 1;
+    size_t depth, i;
+
+    if (get_int32(c, fan, "at_step", 1, 1000000, &at) != 1) {
+        ok = 0;
+        if (!json_object_get(fan, "at_step"))
+            report(c, 0, "missing required key 'at_step' in fanout");
+    }
+    if (get_int32(c, fan, "concurrency", 1, 1024, &conc) < 0)
+        ok = 0;
+    depth = check_fanout_level(c, fan, 1, levels);
+    if (depth == 0 || !ok)
+        return;
+    for (i = 0; i < depth; i++)
+        leaves *= levels[i].threads;
+    if (leaves > 10000) {
+        report_in(c, "threads", 0,
+                  "the fanout's levels make %lld leaf threads, more than 10000",
+                  (long long)leaves);
+        return;
+    }
+    if (steps_ok && at + leaves - 1 > out->steps) {
+        if (depth == 1)
+            report_in(c, "threads", 0,
+                      "fanout threads take steps %d..%d, beyond the workflow's %d steps",
+                      at, at + (int)leaves - 1, out->steps);
+        else
+            report_in(c, "threads", 0,
+                      "the fanout's %lld leaf threads take steps %d..%d, beyond the "
+                      "workflow's %d steps",
+                      (long long)leaves, at, at + (int)leaves - 1, out->steps);
+        return;
+    }
+    out->fanout_levels = alloc_zero(c, depth, sizeof(*out->fanout_levels));
+    if (!out->fanout_levels)
+        return;
+    memcpy(out->fanout_levels, levels, depth * sizeof(*levels));
+    out->fanout_depth = depth;
+    out->fanout_at_step = at;
+    out->fanout_threads = (int)leaves;
+    out->fanout_duplicates = levels[0].duplicates;
+    out->fanout_concurrency = conc;
+}
+
 static void check_workflow(struct ctx *c, json_t *wf, struct rb_scenario_workflow *out)
 {
     static const char *const keys[] = {"steps", "llm_turns", "tasks", "fanout", NULL};
     static const char *const task_keys[] = {"step", "alloc_mb", NULL};
-    static const char *const fan_keys[] = {"at_step", "threads", "duplicates", NULL};
     json_t *tasks = NULL, *fan = NULL, *t;
     size_t i, saved;
     int steps_ok;
@@ -482,41 +585,8 @@ static void check_workflow(struct ctx *c, json_t *wf, struct rb_scenario_workflo
         leave(c, saved);
     }
     if (get_typed(c, wf, "fanout", JSON_OBJECT, &fan) == 1) {
-        int at = 0, threads = 0, dups = 0;
-        int ok = 1;
-
         saved = enter(c, "fanout");
-        check_keys(c, fan, fan_keys, "fanout");
-        if (get_int32(c, fan, "at_step", 1, 1000000, &at) != 1) {
-            ok = 0;
-            if (!json_object_get(fan, "at_step"))
-                report(c, 0, "missing required key 'at_step' in fanout");
-        }
-        if (get_int32(c, fan, "threads", 1, 10000, &threads) != 1) {
-            ok = 0;
-            if (!json_object_get(fan, "threads"))
-                report(c, 0, "missing required key 'threads' in fanout");
-        }
-        if (get_int32(c, fan, "duplicates", 0, 10000, &dups) < 0)
-            ok = 0;
-        if (ok && dups >= threads) {
-            report_in(c, "duplicates", 0,
-                      "'duplicates' must be less than 'threads' (%d): a duplicate "
-                      "repeats another thread",
-                      threads);
-            ok = 0;
-        }
-        if (ok && steps_ok && at + threads - 1 > out->steps) {
-            report_in(c, "threads", 0,
-                      "fanout threads take steps %d..%d, beyond the workflow's %d steps",
-                      at, at + threads - 1, out->steps);
-            ok = 0;
-        }
-        if (ok) {
-            out->fanout_at_step = at;
-            out->fanout_threads = threads;
-            out->fanout_duplicates = dups;
-        }
+        check_fanout(c, fan, steps_ok, out);
         leave(c, saved);
     }
 }
@@ -1681,6 +1751,7 @@ void rb_scenario_free(struct rb_scenario *s)
     free(s->name);
     free(s->description);
     free(s->agent.workflow.tasks);
+    free(s->agent.workflow.fanout_levels);
     free(s->agent.workflow.file);
     free_strv(s->agent.argv);
     free(s->agent.cwd);

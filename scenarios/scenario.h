@@ -46,6 +46,15 @@ struct rb_scenario_task {
     int64_t alloc_mb; /* memory the task allocates, MiB */
 };
 
+/* One level of a nested fan-out: each thread of the level above (or the
+ * workflow, for the top level) runs `threads` threads of this one. */
+struct rb_scenario_fanout_level {
+    int threads;    /* threads per parent thread (1..10000) */
+    int duplicates; /* of them, the last ones repeat an earlier sibling's work */
+};
+
+#define RB_SCENARIO_FANOUT_MAX_DEPTH 4 /* levels of a nested fan-out */
+
 /* What the built-in agent does, step by step. */
 struct rb_scenario_workflow {
     int steps;                      /* all steps, fan-out threads included */
@@ -53,9 +62,16 @@ struct rb_scenario_workflow {
     struct rb_scenario_task *tasks; /* owned; task steps, in file order */
     size_t n_tasks;
     int fanout_at_step;    /* first step of the research threads; 0: none */
-    int fanout_threads;    /* threads, one step each: at_step..at_step+threads-1 */
-    int fanout_duplicates; /* threads that repeat another's query */
+    int fanout_threads;    /* leaf threads, one step each: at_step..at_step+threads-1
+                              (the product of the levels' threads) */
+    int fanout_duplicates; /* top level: threads that repeat another's query */
     char *file;            /* owned; the workflow_file it came from, or NULL */
+    /* the nested shape, top level first (drivers, coordinators, researchers);
+     * NULL and 0 for a workflow set up by hand with the three fields above,
+     * which then read as one level */
+    struct rb_scenario_fanout_level *fanout_levels; /* owned */
+    size_t fanout_depth;                            /* levels (1..4), or 0 */
+    int fanout_concurrency; /* leaf threads at once across the tree; 0: the agent's */
 };
 
 struct rb_scenario_agent {

@@ -648,7 +648,10 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
     a.mem_cap = opts->task_mem_cap ? opts->task_mem_cap : 8 * opts->task_mem;
     if (a.mem_cap < opts->task_mem)
         a.mem_cap = opts->task_mem;
-    a.concurrency = opts->concurrency > 0 ? opts->concurrency : 4;
+    /* --concurrency, else the fan-out's own limit, else 4 */
+    a.concurrency = opts->concurrency > 0              ? opts->concurrency
+                    : opts->wf->fanout_concurrency > 0 ? opts->wf->fanout_concurrency
+                                                       : 4;
     rc = build_tools(&a, err);
     if (rc != RB_OK)
         goto release_tools;

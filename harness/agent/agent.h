@@ -33,7 +33,8 @@ struct rb_agent_opts {
                                               write_record); NULL: none declared */
     const char *base_url;                  /* NULL: $OPENAI_BASE_URL */
     const char *tools_url;                 /* NULL: $REBOUND_TOOLS_URL */
-    int concurrency;                       /* research threads at once; 0: 4 */
+    int concurrency;                       /* research threads at once; 0: the
+                                              fan-out's `concurrency`, else 4 */
     size_t task_mem;                       /* task memory limit, bytes; 0: none */
     size_t task_mem_cap;                   /* largest limit a retry uses; 0: 8x */
     int llm_tries;                         /* tries per LLM or tool call; 0: 5 */

@@ -1,11 +1,16 @@
 /*
  * fanout.c - the built-in agent's research threads: at the workflow's
- * fanout step, K research threads run on at most `concurrency` worker
+ * fanout step, the fan-out's leaf threads run on at most `concurrency` worker
  * threads, each worker with its own store and run handle joined to the same
- * attempt; each research thread has its own key prefix
- * ("research-2/tool-041"), search and summarise a topic. Threads asked the
- * same question make identical calls, which the global cache collapses into
- * one (single flight): duplicate threads converge instead of redoing work.
+ * attempt; each leaf has its own key prefix, search and summarise a topic.
+ * A one-level fan-out names its threads "research-2/tool-041"; a nested one
+ * (drivers -> coordinators -> researchers) names each leaf by its path,
+ * "d1/c2/r3/llm-041". The tree is scheduled as its leaves, depth first, on
+ * one pool: the concurrency limit holds across the whole tree, and no parent
+ * holds a worker while it waits for its children. Threads asked the same
+ * question (duplicates, at any level) make identical calls, which the global
+ * cache collapses into one (single flight): they converge instead of redoing
+ * work.
  */
 #include "agent/internal.h"
 
@@ -16,14 +21,16 @@
 
 struct research {
     struct rb__agent *a;            /* shared, read only in threads */
-    int index;                      /* 1-based thread number */
+    int index;                      /* 1-based leaf number */
     int step;                       /* its workflow step */
+    char prefix[96];                /* its key prefix: "research-2", "d1/c2/r3" */
+    char label[96];                 /* in the findings: "2", "d1/c2/r3" */
     char query[256];                /* the topic it searches */
     char *summary;                  /* owned; what it found */
     struct rb__agent_counts counts; /* its steps */
     enum rb_err rc;                 /* how it ended */
     struct rb_error err;            /* why, when rc is not RB_OK */
-    char failed_key[96];            /* the step that failed, or "" */
+    char failed_key[128];           /* the step that failed, or "" */
 };
 
 struct pool {
@@ -52,8 +59,7 @@ static enum rb_err research_calls(struct research *r, struct rb_run *run)
         rc = rb__agent_fail(&r->err, RB_ENOMEM, "out of memory");
         goto out;
     }
-    snprintf(r->failed_key, sizeof(r->failed_key), "research-%d/tool-%03d", r->index,
-             r->step);
+    snprintf(r->failed_key, sizeof(r->failed_key), "%s/tool-%03d", r->prefix, r->step);
     rc = rb_tool_step(run, r->failed_key, &lo, "search", args_text, &out, &info, &r->err);
     if (rc != RB_OK)
         goto out;
@@ -73,8 +79,7 @@ static enum rb_err research_calls(struct research *r, struct rb_run *run)
         rc = rb__agent_fail(&r->err, RB_ENOMEM, "out of memory");
         goto out;
     }
-    snprintf(r->failed_key, sizeof(r->failed_key), "research-%d/llm-%03d", r->index,
-             r->step);
+    snprintf(r->failed_key, sizeof(r->failed_key), "%s/llm-%03d", r->prefix, r->step);
     rc = rb_llm_step(run, r->failed_key, &lo, body, &out, &info, &r->err);
     if (rc != RB_OK)
         goto out;
@@ -187,7 +192,7 @@ static enum rb_err gather(struct rb__agent *a, struct research *items, int n,
     }
     len = a->findings ? strlen(a->findings) + 2 : 0;
     for (i = 0; i < n; i++)
-        len += strlen(items[i].summary) + 32;
+        len += strlen(items[i].summary) + strlen(items[i].label) + 32;
     all = malloc(len + 1);
     if (!all)
         return rb__agent_fail(err, RB_ENOMEM, "out of memory");
@@ -195,17 +200,76 @@ static enum rb_err gather(struct rb__agent *a, struct research *items, int n,
     if (a->findings)
         p += snprintf(p, len + 1, "%s; ", a->findings);
     for (i = 0; i < n; i++)
-        p += snprintf(p, len + 1 - (size_t)(p - all), "research %d: %s%s", i + 1,
+        p += snprintf(p, len + 1 - (size_t)(p - all), "research %s: %s%s", items[i].label,
                       items[i].summary, i + 1 < n ? "; " : "");
     rc = rb__agent_set_findings(a, all, 0);
     free(all);
     return rc;
 }
 
+/* The levels of the fan-out, top first: the scenario's, or one level made
+ * of the flat fields of a workflow set up by hand. */
+static size_t fanout_levels(const struct rb_scenario_workflow *wf,
+                            struct rb_scenario_fanout_level *levels)
+{
+    size_t i;
+
+    if (wf->fanout_depth == 0 || !wf->fanout_levels) {
+        levels[0].threads = wf->fanout_threads;
+        levels[0].duplicates = wf->fanout_duplicates;
+        return 1;
+    }
+    for (i = 0; i < wf->fanout_depth && i < RB_SCENARIO_FANOUT_MAX_DEPTH; i++)
+        levels[i] = wf->fanout_levels[i];
+    return i;
+}
+
+/* Names leaf `j` (0-based, depth first) of the tree: its key prefix, its
+ * label and its query. At each level the last `duplicates` threads fold
+ * onto the first ones, so a duplicate's whole subtree asks what the
+ * original's asks. */
+static void name_leaf(struct research *r, const char *name,
+                      const struct rb_scenario_fanout_level *levels, size_t depth, int j)
+{
+    static const char *const letters[] = {"d", "c", "s"};
+    int idx[RB_SCENARIO_FANOUT_MAX_DEPTH], rest = j, unique;
+    size_t i, pl = 0, ql = 0;
+
+    for (i = depth; i-- > 0;) {
+        int t = levels[i].threads > 0 ? levels[i].threads : 1;
+
+        idx[i] = rest % t;
+        rest /= t;
+    }
+    if (depth == 1) {
+        unique = levels[0].threads - levels[0].duplicates;
+        snprintf(r->prefix, sizeof(r->prefix), "research-%d", j + 1);
+        snprintf(r->label, sizeof(r->label), "%d", j + 1);
+        snprintf(r->query, sizeof(r->query), "%s topic %d", name,
+                 idx[0] % (unique > 0 ? unique : 1) + 1);
+        return;
+    }
+    ql = (size_t)snprintf(r->query, sizeof(r->query), "%s topic ", name);
+    for (i = 0; i < depth; i++) {
+        const char *letter = i + 1 == depth ? "r" : letters[i];
+
+        unique = levels[i].threads - levels[i].duplicates;
+        if (pl < sizeof(r->prefix))
+            pl += (size_t)snprintf(r->prefix + pl, sizeof(r->prefix) - pl, "%s%s%d",
+                                   i ? "/" : "", letter, idx[i] + 1);
+        if (ql < sizeof(r->query))
+            ql += (size_t)snprintf(r->query + ql, sizeof(r->query) - ql, "%s%d",
+                                   i ? "." : "", idx[i] % (unique > 0 ? unique : 1) + 1);
+    }
+    snprintf(r->label, sizeof(r->label), "%s", r->prefix);
+}
+
 enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
 {
     const struct rb_scenario_workflow *wf = a->o->wf;
-    int n = wf->fanout_threads, unique = n - wf->fanout_duplicates, i, opened = 0;
+    struct rb_scenario_fanout_level levels[RB_SCENARIO_FANOUT_MAX_DEPTH];
+    size_t depth = fanout_levels(wf, levels);
+    int n = wf->fanout_threads, i, opened = 0;
     int nthreads = a->concurrency < n ? a->concurrency : n, started = 0;
     struct pool pool;
     pthread_t *threads = NULL;
@@ -213,8 +277,6 @@ enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
     struct research *items = NULL;
     enum rb_err rc = RB_OK;
 
-    if (unique < 1)
-        unique = 1;
     items = calloc((size_t)n, sizeof(*items));
     threads = calloc((size_t)nthreads, sizeof(*threads));
     workers = calloc((size_t)nthreads, sizeof(*workers));
@@ -226,9 +288,7 @@ enum rb_err rb__agent_fanout(struct rb__agent *a, struct rb_error *err)
         items[i].a = a;
         items[i].index = i + 1;
         items[i].step = wf->fanout_at_step + i;
-        /* the duplicates repeat the question of an earlier thread */
-        snprintf(items[i].query, sizeof(items[i].query), "%s topic %d", a->o->name,
-                 i % unique + 1);
+        name_leaf(&items[i], a->o->name, levels, depth, i);
     }
     pool.items = items;
     pool.n = n;

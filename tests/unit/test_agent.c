@@ -8,7 +8,10 @@
  * of the attempt before is answered with more memory, unless the agent
  * ignores its failure context; "no-replay" asks the world everything again;
  * an answer lost after its effect doubles the effect only in
- * "no-idempotency" mode; a lease that runs out stops the agent.
+ * "no-idempotency" mode; a lease that runs out stops the agent; a nested
+ * fan-out (drivers -> coordinators -> researchers) runs each leaf under its
+ * path's keys, collapses duplicates of every level into one call, and keeps
+ * its concurrency limit across the whole tree.
  *
  * ctest-timeout: 90
  */
@@ -383,6 +386,132 @@ static void test_lease_runs_out(void **state)
     rb_agent_result_release(&r);
 }
 
+/* What the log of the tiered run holds. */
+struct tier_log {
+    int leaves;          /* committed leaf steps ("dD/cC/rR/...") */
+    int cached;          /* of which served from the global cache */
+    int ran[2][2][2][2]; /* executed, per query class (driver, coordinator and
+                            researcher after folding) and kind (0 tool, 1 llm) */
+    int bad;             /* leaf keys that do not parse or fold out of range */
+};
+
+static int tier_step(void *arg, const struct rb_step_record *rec)
+{
+    struct tier_log *t = arg;
+    char kind[8];
+    int d, c, r, step;
+
+    if (!strchr(rec->key, '/'))
+        return 0;
+    if (sscanf(rec->key, "d%d/c%d/r%d/%7[a-z]-%d", &d, &c, &r, kind, &step) != 5 ||
+        d < 1 || d > 2 || c < 1 || c > 3 || r < 1 || r > 3 ||
+        step != 5 + ((d - 1) * 3 + (c - 1)) * 3 + (r - 1)) {
+        t->bad++;
+        return 0;
+    }
+    t->leaves++;
+    t->cached += rec->cached;
+    /* coordinator 3 repeats coordinator 1, researcher 3 researcher 1 */
+    if (!rec->cached)
+        t->ran[d - 1][(c - 1) % 2][(r - 1) % 2][strcmp(kind, "llm") == 0]++;
+    return 0;
+}
+
+/* The tiered shape: 2 drivers x 3 coordinators (the third a duplicate) x 2
+ * researchers (the third a duplicate) = 18 leaves at steps 5..22, of which
+ * 8 ask distinct questions. */
+static void test_tiered_fanout(void **state)
+{
+    struct fx *f = *state;
+    struct rb_scenario_fanout_level levels[3] = {{2, 0}, {3, 1}, {3, 1}};
+    struct rb_world_config cfg;
+    struct rb_world *slow;
+    struct rb_world_entry *e;
+    struct rb_agent_opts o;
+    struct rb_agent_result r1, r2;
+    struct rb_store *st;
+    struct tier_log t;
+    struct rb_error err;
+    char base[128], tools[128];
+    size_t n, i, j, chat = 0, before;
+    int most = 0, d, c, k, q;
+
+    /* a world that answers after 10 ms, so calls of the fan-out overlap */
+    rb_world_config_init(&cfg);
+    cfg.seed = 5;
+    cfg.latency_ms = 10;
+    assert_int_equal(rb_world_start(&cfg, &slow, &err), RB_OK);
+    rb_world_config_release(&cfg);
+    snprintf(base, sizeof(base), "%s/v1", rb_world_url(slow));
+    snprintf(tools, sizeof(tools), "%s/tools", rb_world_url(slow));
+    f->wf.steps = 40;
+    f->wf.llm_turns = 24;
+    f->wf.n_tasks = 0;
+    f->wf.fanout_at_step = 5;
+    f->wf.fanout_threads = 18;
+    f->wf.fanout_duplicates = 0;
+    f->wf.fanout_levels = levels;
+    f->wf.fanout_depth = 3;
+    f->wf.fanout_concurrency = 3;
+    opts_for(f, &o, "tiers", RB_SCENARIO_MODE_CORRECT);
+    o.base_url = base;
+    o.tools_url = tools;
+    rb_agent_result_init(&r1);
+    rb_agent_result_init(&r2);
+    assert_int_equal(rb_agent_run(&o, &r1, &err), RB_OK);
+    assert_int_equal(strncmp(r1.answer, "After ", 6), 0); /* the world's final answer */
+    /* 10 duplicate leaves: their search and summary come from the cache */
+    assert_int_equal(r1.cached, 20);
+    assert_int_equal(r1.executed + r1.cached, r1.steps);
+    /* the main line's 24 - 18 LLM calls and 8 distinct summaries */
+    assert_int_equal(r1.llm_calls, 14);
+
+    e = calloc(256, sizeof(*e));
+    assert_non_null(e);
+    n = rb_world_journal_read(slow, 0, e, 256);
+    for (i = 0; i < n; i++) {
+        int now = 0;
+
+        chat += strcmp(e[i].route, "/v1/chat/completions") == 0;
+        /* requests in flight when request i arrived, itself included */
+        for (j = 0; j < n; j++)
+            now += e[j].start_ns <= e[i].start_ns &&
+                   (e[j].end_ns == 0 || e[j].end_ns > e[i].start_ns);
+        if (now > most)
+            most = now;
+    }
+    assert_int_equal(chat, 14);
+    /* the limit holds across the whole tree, not per coordinator */
+    assert_true(most <= 3);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(rb_store_open(f->dir, NULL, &st, &err), RB_OK);
+    assert_int_equal(rb_store_read_log(st, "tiers", tier_step, &t, &err), RB_OK);
+    rb_store_close(st);
+    assert_int_equal(t.bad, 0);
+    assert_int_equal(t.leaves, 36);
+    assert_int_equal(t.cached, 20);
+    for (d = 0; d < 2; d++)
+        for (c = 0; c < 2; c++)
+            for (k = 0; k < 2; k++)
+                for (q = 0; q < 2; q++)
+                    assert_int_equal(t.ran[d][c][k][q], 1);
+
+    /* a rerun replays all and asks nothing */
+    before = rb_world_journal_count(slow);
+    assert_int_equal(rb_agent_run(&o, &r2, &err), RB_OK);
+    assert_string_equal(r2.answer, r1.answer);
+    assert_int_equal(r2.executed, 0);
+    assert_int_equal(r2.replayed, r1.steps);
+    assert_int_equal(rb_world_journal_count(slow), before);
+    rb_agent_result_release(&r1);
+    rb_agent_result_release(&r2);
+    free(e);
+    f->wf.fanout_levels = NULL;
+    f->wf.fanout_depth = 0;
+    rb_world_stop(slow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +527,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_runs_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiered_fanout, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

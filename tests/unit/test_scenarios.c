@@ -97,6 +97,11 @@ static void test_full(void **state)
     assert_int_equal(s->agent.workflow.fanout_at_step, 20);
     assert_int_equal(s->agent.workflow.fanout_threads, 4);
     assert_int_equal(s->agent.workflow.fanout_duplicates, 2);
+    /* a flat fanout is a nest of one level */
+    assert_int_equal(s->agent.workflow.fanout_depth, 1);
+    assert_int_equal(s->agent.workflow.fanout_levels[0].threads, 4);
+    assert_int_equal(s->agent.workflow.fanout_levels[0].duplicates, 2);
+    assert_int_equal(s->agent.workflow.fanout_concurrency, 0);
     assert_true(s->world.has_seed);
     assert_int_equal(s->world.seed, 9);
     assert_int_equal(s->world.turns, 3);
@@ -253,6 +258,61 @@ static void test_library(void **state)
     }
 }
 
+/* The nested fan-out: levels top first, leaf threads counted as steps, and
+ * what cannot run rejected where it is written. */
+static void test_tiered(void **state)
+{
+    static const char head[] = "{\"rebound\": 1, \"description\": \"d\", \"agent\": "
+                               "{\"builtin\": {\"workflow\": {\"steps\": 50,\n";
+    struct rb_scenario *s = load_ok("scenarios/library/tiered-research.json");
+    const struct rb_scenario_workflow *wf = &s->agent.workflow;
+    char text[1024];
+
+    (void)state;
+    assert_int_equal(wf->steps, 200);
+    assert_int_equal(wf->llm_turns, 100);
+    assert_int_equal(wf->fanout_depth, 3);
+    assert_int_equal(wf->fanout_levels[0].threads, 2);
+    assert_int_equal(wf->fanout_levels[0].duplicates, 0);
+    assert_int_equal(wf->fanout_levels[1].threads, 3);
+    assert_int_equal(wf->fanout_levels[1].duplicates, 1);
+    assert_int_equal(wf->fanout_levels[2].threads, 5);
+    assert_int_equal(wf->fanout_levels[2].duplicates, 1);
+    assert_int_equal(wf->fanout_at_step, 60);
+    assert_int_equal(wf->fanout_threads, 30); /* 2 x 3 x 5 leaves */
+    assert_int_equal(wf->fanout_concurrency, 4);
+    rb_scenario_free(s);
+
+    /* the leaves take one step each: 4 x 5 x 2 from step 20 end past 50 */
+    snprintf(text, sizeof(text),
+             "%s\"fanout\": {\"at_step\": 20, \"threads\": 4, \"each\": {\"threads\": "
+             "5, \"each\": {\"threads\": 2}}}}}}}",
+             head);
+    expect_bad(text, 1, 2, 38,
+               "the fanout's 40 leaf threads take steps 20..59, beyond the workflow's "
+               "50 steps");
+    snprintf(text, sizeof(text),
+             "%s\"fanout\": {\"at_step\": 1, \"threads\": 1000, \"each\": {\"threads\": "
+             "1000}}}}}}",
+             head);
+    expect_bad(text, 1, 2, 37,
+               "the fanout's levels make 1000000 leaf threads, more than "
+               "10000");
+    snprintf(text, sizeof(text),
+             "%s\"fanout\": {\"at_step\": 1, \"threads\": 2, \"each\": [2]}}}}}", head);
+    expect_bad(text, 1, 2, 48, "'each' must be an object, not an array");
+    snprintf(text, sizeof(text),
+             "%s\"fanout\": {\"at_step\": 1, \"threads\": 2, \"each\": {\"threads\": 2, "
+             "\"concurrency\": 2}}}}}}",
+             head);
+    expect_bad(text, 1, 2, 63,
+               "'concurrency' belongs to the top fanout level, not to an 'each'");
+    snprintf(text, sizeof(text),
+             "%s\"fanout\": {\"at_step\": 1, \"threads\": 2, \"concurrency\": 0}}}}}",
+             head);
+    expect_bad(text, 1, 2, 55, "'concurrency' must be between 1 and 1024, not 0");
+}
+
 static void test_positions(void **state)
 {
     (void)state;
@@ -378,13 +438,10 @@ static void test_unreadable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full),
-        cmocka_unit_test(test_minimal_defaults),
-        cmocka_unit_test(test_command_agent),
-        cmocka_unit_test(test_library),
-        cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_workflow_file),
-        cmocka_unit_test(test_nul_after_token),
+        cmocka_unit_test(test_full),          cmocka_unit_test(test_minimal_defaults),
+        cmocka_unit_test(test_command_agent), cmocka_unit_test(test_library),
+        cmocka_unit_test(test_tiered),        cmocka_unit_test(test_positions),
+        cmocka_unit_test(test_workflow_file), cmocka_unit_test(test_nul_after_token),
         cmocka_unit_test(test_unreadable),
     };
 
