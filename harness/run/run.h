@@ -54,8 +54,9 @@ struct rb_trial {
     int64_t fault_time_ms; /* time spent inside faults with a duration */
     char trigger_desc[RB_SCORE_MAX_FAULTS][64]; /* by the supervisor's fault index: the
                                   scenario's trigger ("llm call 5") */
-    char stdout_hash[RB_HASH_HEX_LEN + 1];      /* SHA-256 of the last attempt's stdout */
-    int64_t stdout_bytes;                       /* its size */
+    json_t *effects; /* owned: side effects at the world, "ROUTE HASH" -> times */
+    char stdout_hash[RB_HASH_HEX_LEN + 1]; /* SHA-256 of the last attempt's stdout */
+    int64_t stdout_bytes;                  /* its size */
 };
 
 /* Sets an empty trial; allocates nothing. */
@@ -128,6 +129,9 @@ struct rb_score {
     int64_t golden_wall_ms;
     int64_t time_lost_ms;          /* wall - golden wall - time inside faults with a
                                       duration */
+    int side_effects;              /* tool calls that took effect at the world */
+    int effects_doubled;           /* effects beyond the first of the same call */
+    int effects_missing;           /* golden's effects that never took effect here */
     int failure_context_delivered; /* every restart had REBOUND_LAST_FAILURE;
                                       -1 when nothing restarted */
     int faults_fired;              /* faults injected */

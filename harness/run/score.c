@@ -190,6 +190,27 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
                      !(json_is_string(lf) && json_string_length(lf) == 0);
     }
     out->failure_context_delivered = restarts ? delivered == restarts : -1;
+    if (t->effects) {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(t->effects, key, v)
+        {
+            out->side_effects += (int)json_integer_value(v);
+            if (json_integer_value(v) > 1)
+                out->effects_doubled += (int)json_integer_value(v) - 1;
+        }
+    }
+    if (golden->effects) {
+        const char *key;
+        json_t *v;
+
+        json_object_foreach(golden->effects, key, v)
+        {
+            if (!t->effects || !json_object_get(t->effects, key))
+                out->effects_missing++;
+        }
+    }
     out->golden_steps = count_kind(golden, "step.start");
     out->steps_executed = count_kind(t, "step.start");
     out->steps_redone = out->steps_executed - out->golden_steps - out->inflight_lost;
@@ -279,6 +300,11 @@ int rb_score_check(const struct rb_scenario *s, const struct rb_score *sc, int64
         add_why(why, size, "failure_context_delivered %s, expected %s",
                 yes_no(sc->failure_context_delivered),
                 yes_no(x->failure_context_delivered));
+    if (x->side_effects_exactly_once == 1 && (sc->effects_doubled || sc->effects_missing))
+        add_why(why, size,
+                "side effects not exactly once: %d doubled, %d missing, expected "
+                "exactly once",
+                sc->effects_doubled, sc->effects_missing);
     if (x->max_time_lost_ms >= 0 && sc->time_lost_ms > x->max_time_lost_ms)
         add_why(why, size, "time_lost_ms %lld > max_time_lost_ms %lld",
                 (long long)sc->time_lost_ms, (long long)x->max_time_lost_ms);
@@ -352,7 +378,7 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
     }
     rec = json_pack(
         "{s:s, s:o, s:I, s:s, s:s, s:i, s:I, s:o, s:o, s:i, s:i, s:i, s:i,"
-        " s:{s:b, s:s, s:s, s:s}, s:o, s:I, s:I, s:I, s:o, s:o}",
+        " s:{s:b, s:s, s:s, s:s}, s:{s:i, s:i, s:i, s:b}, s:o, s:I, s:I, s:I, s:o, s:o}",
         "scenario", s->name, "file", s->path ? json_string(s->path) : json_null(), "seed",
         (json_int_t)t->seed, "trial", "faulted", "outcome", rb_outcome_name(sc->outcome),
         "faults_fired", t->injected, "faults_armed", (json_int_t)t->n_armed, "faults",
@@ -361,7 +387,9 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
         sc->steps_executed, "golden_steps", sc->golden_steps, "context", "preserved",
         sc->context_preserved, "compared",
         "sha256 of the agent's stdout in its last attempt, against the golden trial's",
-        "sha256", t->stdout_hash, "golden_sha256", golden->stdout_hash,
+        "sha256", t->stdout_hash, "golden_sha256", golden->stdout_hash, "side_effects",
+        "total", sc->side_effects, "doubled", sc->effects_doubled, "missing",
+        sc->effects_missing, "exactly_once", !sc->effects_doubled && !sc->effects_missing,
         "failure_context_delivered",
         sc->failure_context_delivered < 0 ? json_null()
                                           : json_boolean(sc->failure_context_delivered),

@@ -68,6 +68,7 @@ void rb_trial_release(struct rb_trial *t)
         json_decref(t->events[i].json);
     }
     free(t->events);
+    json_decref(t->effects);
     rb_trial_init(t);
 }
 
@@ -277,6 +278,16 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             }
             continue;
         }
+        if (f->form == RB_SCENARIO_OOM_TASK &&
+            s->agent.kind != RB_SCENARIO_AGENT_BUILTIN) {
+            set_err(err, RB_EINVAL,
+                    "%s:%d: an oom 'task' fault needs the built-in agent (its task "
+                    "steps)",
+                    file, f->line);
+            return RB_EINVAL;
+        }
+        if (f->form == RB_SCENARIO_OOM_TASK)
+            continue; /* the agent's task memory limit */
         if (f->form == RB_SCENARIO_OOM_LIMIT || f->form == RB_SCENARIO_OOM_RLIMIT ||
             f->form == RB_SCENARIO_CLOCK_OFFSET || f->form == RB_SCENARIO_CLOCK_DRIFT)
             continue; /* on the supervisor's options, from the start */
@@ -291,11 +302,6 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
                     f->line);
             return RB_EINVAL;
         }
-    }
-    if (s->expect.side_effects_exactly_once >= 0) {
-        set_err(err, RB_EINVAL,
-                "%s: expect 'side_effects_exactly_once' is not supported yet", file);
-        return RB_EINVAL;
     }
     return RB_OK;
 }
@@ -313,11 +319,11 @@ struct trial_ctx {
     int faulted;
     struct rb_world *world;
     struct rb_sup *_Atomic sup;
-    atomic_int llm_calls, tool_calls;         /* seen at the world */
-    atomic_int fired[RB_SCORE_MAX_FAULTS];    /* world faults and external triggers */
-    int sup_index[RB_SCORE_MAX_FAULTS];       /* the fault's index in the supervisor,
-                                                 or -1: a world fault */
-    atomic_int world_fired;                   /* world faults that hit a call */
+    atomic_int llm_calls, tool_calls;      /* seen at the world */
+    atomic_int fired[RB_SCORE_MAX_FAULTS]; /* world faults and external triggers */
+    int sup_index[RB_SCORE_MAX_FAULTS];    /* the fault's index in the supervisor,
+                                              or -1: a world fault */
+    atomic_int world_fired; /* world faults that hit a call, task faults that hit */
     atomic_int world_id[RB_SCORE_MAX_FAULTS]; /* the world's id of fault i, or 0 */
     atomic_int hit[RB_SCORE_MAX_FAULTS];      /* world fault i hit a call */
     char **keys; /* distinct steps the attempt entered, for world faults */
@@ -458,6 +464,32 @@ static void step_event(struct trial_ctx *c, const char *kind, const char *key)
     }
 }
 
+/* An oom 'task' fault fires when a task step of the agent is OOM-killed
+ * under the limit it set (task.end, outcome oom). */
+static void task_oom(struct trial_ctx *c, int64_t t_ns, json_t *end)
+{
+    const char *outcome = json_string_value(json_object_get(end, "outcome"));
+    const char *step = json_string_value(json_object_get(end, "step"));
+    size_t i;
+    json_t *o;
+
+    if (!outcome || strcmp(outcome, "oom"))
+        return;
+    for (i = 0; i < c->s->n_faults; i++) {
+        if (c->s->faults[i].form != RB_SCENARIO_OOM_TASK ||
+            atomic_exchange(&c->hit[i], 1))
+            continue;
+        atomic_fetch_add(&c->world_fired, 1);
+        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:O?}", "kind", "fault.inject",
+                      "form", "task", "scenario_fault", (int)i, "trigger",
+                      "task memory limit", "where", "task", "task_step", step, "limit",
+                      json_object_get(end, "limit"));
+        if (o)
+            add_event(c, t_ns, "fault.inject", o);
+        return;
+    }
+}
+
 static void on_event(void *arg, const struct rb_fault_event *ev)
 {
     struct trial_ctx *c = arg;
@@ -478,6 +510,8 @@ static void on_event(void *arg, const struct rb_fault_event *ev)
     }
     if (c->faulted)
         step_event(c, ev->kind, json_string_value(json_object_get(root, "step")));
+    if (c->faulted && !strcmp(ev->kind, "task.end"))
+        task_oom(c, ev->t_ns, root);
     add_event(c, ev->t_ns, ev->kind, root);
 }
 
@@ -565,6 +599,13 @@ static char **agent_env(const struct rb_scenario *s, const struct rb_trial *t,
     snprintf(buf, sizeof(buf), "%llu", (unsigned long long)t->seed);
     v[n++] = entry("REBOUND_SEED", buf);
     v[n++] = entry("REBOUND_TRIAL", t->faulted ? "faulted" : "golden");
+    for (i = 0; t->faulted && i < s->n_faults; i++) {
+        if (s->faults[i].form != RB_SCENARIO_OOM_TASK)
+            continue;
+        snprintf(buf, sizeof(buf), "%lld", (long long)s->faults[i].limit_mb);
+        v[n++] = entry("REBOUND_TASK_MEM_MB", buf); /* `rebound agent` reads it */
+        break;
+    }
     for (i = 0; i < n; i++)
         if (!v[i])
             goto fail;
@@ -634,6 +675,40 @@ out:
     free(line);
     rb_buf_release(&b);
     return rc;
+}
+
+/* Counts the side effects in the world's journal: each tool call that took
+ * effect, by route and arguments' hash. */
+static json_t *read_effects(const char *path)
+{
+    json_t *counts = json_object();
+    char *line = NULL;
+    size_t cap = 0;
+    FILE *f = fopen(path, "re");
+
+    if (!f || !counts) {
+        json_decref(counts);
+        if (f)
+            fclose(f);
+        return NULL;
+    }
+    while (getline(&line, &cap, f) > 0) {
+        json_t *e = json_loads(line, 0, NULL);
+        const char *route = json_string_value(json_object_get(e, "route"));
+        const char *hash = json_string_value(json_object_get(e, "hash"));
+        char key[RB_WORLD_ROUTE_MAX + RB_HASH_HEX_LEN + 2];
+
+        if (route && hash && json_is_true(json_object_get(e, "effect"))) {
+            snprintf(key, sizeof(key), "%s %s", route, hash);
+            json_object_set_new(
+                counts, key,
+                json_integer(json_integer_value(json_object_get(counts, key)) + 1));
+        }
+        json_decref(e);
+    }
+    free(line);
+    fclose(f);
+    return counts;
 }
 
 /* Points fd `target` at a new file in the trial folder; the old one is kept
@@ -808,8 +883,8 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         out->n_armed++;
         if (map_world(f, &wf))
             continue; /* fired by the callbacks, or below */
-        if (f->form == RB_SCENARIO_OOM_LIMIT)
-            continue; /* fires when the agent outgrows it */
+        if (f->form == RB_SCENARIO_OOM_LIMIT || f->form == RB_SCENARIO_OOM_TASK)
+            continue; /* fires when the agent (or its task) outgrows it */
         memset(&spec, 0, sizeof(spec));
         if (!map_form(f, &spec.form) || !map_trigger(&f->at, &spec.trigger)) {
             rc = RB_EINVAL;
@@ -882,6 +957,10 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     }
 out:
     rb_world_stop(world); /* first: its threads may fire the supervisor's faults */
+    if (world && rc == RB_OK) {
+        snprintf(path, sizeof(path), "%s/world.jsonl", dir);
+        out->effects = read_effects(path); /* the journal is whole now */
+    }
     rb_sup_free(sup);
     rb_clock_free(clock);
     for (i = 0; i < c.n_keys; i++)

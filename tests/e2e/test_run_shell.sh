@@ -184,7 +184,7 @@ scenario "$tmp/offset.json" examples/shell-durable/agent.sh \
 code=0
 rb run "$tmp/offset.json" --out "$tmp/o6" > "$tmp/o6.out" 2> "$tmp/o6.err" || code=$?
 [ "$code" -eq 2 ] || fail "offset: exit $code: $(cat "$tmp/o6.err")"
-grep -Eq "^rebound: run: $tmp/offset.json:[0-9]+: fault form 'task' \(oom\) is not supported yet$" \
+grep -Eq "^rebound: run: $tmp/offset.json:[0-9]+: an oom 'task' fault needs the built-in agent \(its task steps\)$" \
     "$tmp/o6.err" || fail "offset: $(cat "$tmp/o6.err")"
 
 cat > "$tmp/noprog.json" << 'JSON'
