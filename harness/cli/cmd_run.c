@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <glob.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 static const char help[] =
-    "usage: rebound run SCENARIO... --out DIR [-j N]\n"
+    "usage: rebound run [SCENARIO...] --out DIR [-j N]\n"
     "\n"
     "Runs each scenario (see docs/scenarios.md): for each seed, a golden trial\n"
     "with no faults and the scenario's faulted trials, each with its own world\n"
@@ -34,6 +35,10 @@ static const char help[] =
     "past deadline_ms is stopped (outcome 'hung'). Each faulted trial is scored\n"
     "against the golden one (recovery, steps redone, context, time lost) and\n"
     "checked against the scenario's 'expect'.\n"
+    "\n"
+    "With no SCENARIO, runs the shipped library: $REBOUND_LIBRARY, else\n"
+    "scenarios/library here, in the source tree of this program, or in\n"
+    "/usr/share/rebound.\n"
     "\n"
     "Writes DIR/results.json (docs/results.md) and keeps each trial's folder in\n"
     "DIR/trials/ (the agent's stdout and stderr, the world's journal, the store).\n"
@@ -127,6 +132,42 @@ static int fresh_dir(const char *path)
     if (lstat(path, &st) == 0 && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return -1;
     return mkdir(path, 0755);
+}
+
+/* The shipped scenario library: $REBOUND_LIBRARY, else scenarios/library
+ * in the current folder, in the source tree of this program's build folder
+ * (BUILD/harness/rebound), or where the package installs it. `out` holds
+ * PATH_MAX bytes. 0 when found. */
+static int find_library(char *out)
+{
+    const char *env = getenv("REBOUND_LIBRARY");
+    char exe[PATH_MAX], cand[PATH_MAX + 64], *slash;
+    ssize_t len;
+    struct stat st;
+    int i;
+
+    if (env && *env) {
+        snprintf(out, PATH_MAX, "%s", env);
+        return stat(out, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    }
+    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[len > 0 ? len : 0] = '\0';
+    for (i = 0; i < 2; i++) { /* BUILD/harness/rebound -> BUILD */
+        slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+    }
+    for (i = 0; i < 3; i++) {
+        if (i == 0)
+            snprintf(cand, sizeof(cand), "scenarios/library");
+        else if (i == 1)
+            snprintf(cand, sizeof(cand), "%s/../scenarios/library", exe);
+        else
+            snprintf(cand, sizeof(cand), "/usr/share/rebound/scenarios/library");
+        if (stat(cand, &st) == 0 && S_ISDIR(st.st_mode) && realpath(cand, out))
+            return 0;
+    }
+    return -1;
 }
 
 static int write_results(const char *dir, json_t *root)
@@ -223,7 +264,9 @@ int cmd_run(int argc, char **argv)
     ssize_t len;
     json_t *root = NULL, *trials = NULL;
     sigset_t stops, old_mask;
-    int blocked = 0;
+    int blocked = 0, have_glob = 0;
+    char lib_dir[PATH_MAX], pattern[PATH_MAX + 16];
+    glob_t lib;
 
     paths = calloc((size_t)argc, sizeof(*paths));
     if (!paths)
@@ -254,9 +297,27 @@ int cmd_run(int argc, char **argv)
         }
     }
     if (n_paths == 0) {
-        cli_errorf("run", "no scenarios given; run 'rebound run --help'");
-        rc = EXIT_USAGE;
-        goto out;
+        if (find_library(lib_dir) != 0) {
+            cli_errorf("run", "no scenarios given, and no scenario library found "
+                              "(set REBOUND_LIBRARY or give files)");
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        snprintf(pattern, sizeof(pattern), "%s/*.json", lib_dir);
+        if (glob(pattern, 0, NULL, &lib) != 0 || lib.gl_pathc == 0) {
+            cli_errorf("run", "no scenarios in the library '%s'", lib_dir);
+            rc = EXIT_USAGE;
+            goto out;
+        }
+        have_glob = 1;
+        free(paths);
+        paths = calloc(lib.gl_pathc, sizeof(*paths));
+        if (!paths) {
+            rc = EXIT_INTERNAL;
+            goto out;
+        }
+        for (i = 0; i < lib.gl_pathc; i++)
+            paths[n_paths++] = lib.gl_pathv[i];
     }
     if (!out_dir || !*out_dir) {
         cli_errorf("run", "no output folder: give --out DIR");
@@ -454,5 +515,7 @@ out:
         rb_scenario_free(scen[a]);
     free(scen);
     free(paths);
+    if (have_glob)
+        globfree(&lib);
     return rc;
 }

@@ -659,7 +659,10 @@ static int hash_tail(const char *path, int64_t from, const char *skip,
         return -1;
     if (fseeko(f, (off_t)from, SEEK_SET) != 0)
         goto out;
-    while ((n = getline(&line, &cap, f)) > 0) {
+    for (;;) {
+        n = getline(&line, &cap, f);
+        if (n <= 0)
+            break;
         if (skip && strncmp(line, skip, strlen(skip)) == 0)
             continue;
         if (rb_buf_append(&b, line, (size_t)n) != RB_OK)

@@ -7,8 +7,9 @@
 # the kill, and its `max_steps_redone: 0` makes rebound exit 1 naming the
 # metric, the limit and the value. A preemption notice at a time trigger, a
 # deadline (outcome hung), a memory limit (the watchdog's OOM kill), clock
-# faults, a broken scenario (exit 2, FILE:LINE:COL), a form not supported yet
-# and a missing agent program (exit 2) complete it.
+# faults, a broken scenario (exit 2, FILE:LINE:COL), a task fault on a
+# command agent and a missing agent program (exit 2), and the library run
+# when no scenario is given, complete it.
 #
 # ctest-timeout: 120
 set -euo pipefail
@@ -195,5 +196,13 @@ expect_exit 2 "cannot start agent 'rebound-no-such-agent': not found on PATH" \
     rb run "$tmp/noprog.json" --out "$tmp/o7"
 [ ! -e "$tmp/o7" ] || fail "noprog: an output folder was made"
 expect_exit 2 "give --out" rb run "$tmp/durable.json"
-expect_exit 2 "no scenarios" rb run --out "$tmp/o8"
+mkdir "$tmp/empty-lib"
+REBOUND_LIBRARY=$tmp/empty-lib expect_exit 2 "no scenarios in the library" \
+    rb run --out "$tmp/o8"
+
+# 8. With no scenario, the library ($REBOUND_LIBRARY here) is run.
+mkdir "$tmp/lib"
+cp "$tmp/durable.json" "$tmp/lib/"
+REBOUND_LIBRARY=$tmp/lib expect_exit 0 '^durable  seed 7  recovered .*PASS$' \
+    rb run --out "$tmp/o11"
 echo ok
