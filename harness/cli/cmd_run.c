@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char help[] =
@@ -43,7 +44,7 @@ static const char help[] =
     "Writes DIR/results.json (docs/results.md) and keeps each trial's folder in\n"
     "DIR/trials/ (the agent's stdout and stderr, the world's journal, the store).\n"
     "Prints one line per trial and a suite line with the resilience score (the\n"
-    "share of trials passing, 0-100).\n"
+    "share of trials passing, 0-100); on a terminal, a progress line on stderr.\n"
     "\n"
     "The agent is the scenario's command, or the built-in agent run as\n"
     "'rebound agent --scenario FILE'. Faults: preemption and oom-kill (at a\n"
@@ -185,8 +186,38 @@ static int write_results(const char *dir, json_t *root)
     return 0;
 }
 
+/* The progress line on a terminal (stderr): trials done of all, failures so
+ * far, elapsed time, and the trial running. Plain output otherwise. */
+static struct {
+    int on;       /* stderr is a terminal */
+    int done;     /* trials finished */
+    int total;    /* trials in all */
+    int failures; /* faulted trials that failed so far */
+    time_t start;
+} progress;
+
+static void progress_show(const struct rb_scenario *s, uint64_t seed, int faulted)
+{
+    if (!progress.on)
+        return;
+    fprintf(stderr, "\r\033[K[%d/%d trials, %d failed, %lds] %s seed %llu %s",
+            progress.done, progress.total, progress.failures,
+            (long)(time(NULL) - progress.start), s->name, (unsigned long long)seed,
+            faulted ? "faulted" : "golden");
+    fflush(stderr);
+}
+
+static void progress_clear(void)
+{
+    if (progress.on) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
 static void print_line(const struct result *r)
 {
+    progress_clear();
     char rec[32];
 
     if (r->score.recovery_max_ms >= 0)
@@ -232,6 +263,7 @@ static int one_trial(const struct rb_scenario *s, uint64_t seed, int faulted, in
 
     if (stop_pending())
         return 130;
+    progress_show(s, seed, faulted);
     if (faulted && s->trials > 1)
         snprintf(dir, sizeof(dir), "%s/trials/%s-s%llu-faulted-%d", out_dir, s->name,
                  (unsigned long long)seed, k);
@@ -244,10 +276,12 @@ static int one_trial(const struct rb_scenario *s, uint64_t seed, int faulted, in
     }
     rb_error_init(&err);
     if (rb_trial_run(s, seed, faulted, dir, exe, t, &err) != RB_OK) {
+        progress_clear();
         cli_errorf("run", "%s: %s", s->path ? s->path : s->name, err.message);
         return err.code == RB_ECHILD || err.code == RB_EINVAL ? EXIT_USAGE
                                                               : cli_exit_for(err.code);
     }
+    progress.done++;
     if (t->interrupted)
         return 130;
     return 0;
@@ -360,6 +394,10 @@ int cmd_run(int argc, char **argv)
     }
     exe[len] = '\0';
 
+    progress.on = isatty(STDERR_FILENO);
+    progress.start = time(NULL);
+    for (a = 0; a < n_paths; a++)
+        progress.total += (int)scen[a]->n_seeds * (1 + scen[a]->trials);
     for (a = 0; a < n_paths && !stop; a++) {
         const struct rb_scenario *s = scen[a];
         int64_t *recs = NULL, p50, p95;
@@ -440,10 +478,12 @@ int cmd_run(int argc, char **argv)
                 snprintf(r->why, sizeof(r->why), "%s", why);
             }
             passed += r->pass;
+            progress.failures += !r->pass;
             print_line(r);
         }
     }
 
+    progress_clear();
     if (stop && rc != 130)
         goto out; /* an error, said already */
     root = json_object();
