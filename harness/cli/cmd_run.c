@@ -65,8 +65,8 @@ static const char help[] =
     "\n"
     "exit codes: 0 every expectation holds; 1 one is broken; 2 bad usage, a bad\n"
     "scenario (printed as FILE:LINE:COL: message), or an agent that cannot\n"
-    "start; 3 internal error; 10 the results cannot be written; 130 interrupted\n"
-    "(results so far are written).\n";
+    "start; 3 internal error; 10 the results cannot be written; 128+N stopped\n"
+    "by signal N: SIGINT, SIGTERM or SIGHUP (results so far are written).\n";
 
 /* One scored faulted trial. */
 struct result {
@@ -244,14 +244,24 @@ static void stop_signals(sigset_t *set)
     sigaddset(set, SIGHUP);
 }
 
+/* The stop signal waiting, or 0. */
 static int stop_pending(void)
 {
     sigset_t set;
 
     sigemptyset(&set);
     sigpending(&set);
-    return sigismember(&set, SIGINT) == 1 || sigismember(&set, SIGTERM) == 1 ||
-           sigismember(&set, SIGHUP) == 1;
+    if (sigismember(&set, SIGINT) == 1)
+        return SIGINT;
+    if (sigismember(&set, SIGTERM) == 1)
+        return SIGTERM;
+    return sigismember(&set, SIGHUP) == 1 ? SIGHUP : 0;
+}
+
+/* An exit code that says a signal stopped the run (128 + N). */
+static int is_stop(int rc)
+{
+    return rc > 128;
 }
 
 /* Runs one trial in DIR/trials/NAME; 0, or an exit code. */
@@ -262,7 +272,7 @@ static int one_trial(const struct rb_scenario *s, uint64_t seed, int faulted, in
     struct rb_error err;
 
     if (stop_pending())
-        return 130;
+        return 128 + stop_pending();
     progress_show(s, seed, faulted);
     if (faulted && s->trials > 1)
         snprintf(dir, sizeof(dir), "%s/trials/%s-s%llu-faulted-%d", out_dir, s->name,
@@ -283,7 +293,7 @@ static int one_trial(const struct rb_scenario *s, uint64_t seed, int faulted, in
     }
     progress.done++;
     if (t->interrupted)
-        return 130;
+        return 128 + t->interrupted;
     return 0;
 }
 
@@ -415,7 +425,7 @@ int cmd_run(int argc, char **argv)
 
                 rb_trial_init(&t);
                 rc = one_trial(s, s->seeds[i], 1, k, out_dir, exe, &t);
-                if (rc != 0 && rc != 130) {
+                if (rc != 0 && !is_stop(rc)) {
                     rb_trial_release(&t);
                     break;
                 }
@@ -444,7 +454,7 @@ int cmd_run(int argc, char **argv)
                              golden.exit_code, golden.signal,
                              golden.timed_out ? ", deadline" : "", golden.dir);
                 rb_trial_release(&t);
-                if (rc == 130)
+                if (is_stop(rc))
                     break;
             }
             rb_trial_release(&golden);
@@ -484,7 +494,7 @@ int cmd_run(int argc, char **argv)
     }
 
     progress_clear();
-    if (stop && rc != 130)
+    if (stop && !is_stop(rc))
         goto out; /* an error, said already */
     root = json_object();
     trials = json_array();
@@ -532,7 +542,7 @@ int cmd_run(int argc, char **argv)
             rc = EXIT_IO;
         goto out;
     }
-    if (rc == 130)
+    if (is_stop(rc))
         cli_errorf("run", "interrupted; results so far are in '%s/results.json'",
                    out_dir);
     if (rc == EXIT_OK && (size_t)passed < n_res)
@@ -541,7 +551,7 @@ out:
     if (blocked) {
         static const struct timespec zero = {0, 0};
 
-        /* A stop that came between trials was answered with 130. */
+        /* A stop that came between trials was answered with 128 + N. */
         while (stop_pending() && sigtimedwait(&stops, NULL, &zero) > 0)
             ;
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);

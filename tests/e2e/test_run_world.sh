@@ -5,7 +5,8 @@
 # (an `llm_call` trigger: the world sees it, the supervisor kills) and a 503
 # answered from the 4th LLM request on (a world fault, `count` 1) both end
 # in a restart that replays the calls made and recovers the golden answer;
-# a 503 at the start with no restarts left fails the trial (exit 1).
+# a 503 at the start with no restarts left fails the trial (exit 1); a stop
+# signal ends a run cleanly and still writes the results so far (128+N).
 #
 # ctest-timeout: 90
 set -euo pipefail
@@ -72,4 +73,30 @@ scenario down '{"kind": "network", "form": "server_error", "route": "/v1/"}' \
     '{"max_attempts": 2}' "$ok"
 check down 1 '.outcome == "failed" and .faulted.attempts == 2 and .verdict == "fail"'
 grep -q 'outcome: failed, expected recovered' "$tmp/down.out" || fail "down: $(cat "$tmp/down.out")"
+# A stop signal during a trial (SIGTERM here: a background job of a script
+# ignores SIGINT): the agent is killed, the results so far are written
+# (suite.complete false), rebound exits 128+15, nothing is left running.
+scenario slow '{"kind": "preemption", "form": "sigkill", "at": {"llm_call": 500}}' "$again" "$ok"
+sed -i 's/"10"\]/"1000"]/' "$tmp/slow.json"
+"$REBOUND" run "$tmp/slow.json" --out "$tmp/o-slow" > "$tmp/slow.out" 2> "$tmp/slow.err" &
+pid=$!
+at_exit "kill -KILL $pid 2> /dev/null || true"
+for ((i = 0; i < 200; i++)); do
+    [ -s "$tmp/o-slow/trials/slow-s0-golden/world.jsonl" ] && break
+    sleep 0.05
+done
+[ -s "$tmp/o-slow/trials/slow-s0-golden/world.jsonl" ] || fail "slow: the golden trial never called the world"
+kill -TERM "$pid"
+for ((i = 0; i < 200; i++)); do
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.05
+done
+kill -0 "$pid" 2> /dev/null && fail "slow: still running 10 s after SIGTERM"
+code=0
+wait "$pid" || code=$?
+[ "$code" -eq 143 ] || fail "slow: exit $code after SIGTERM, 143 expected: $(cat "$tmp/slow.err")"
+jq -e '.suite.complete == false' "$tmp/o-slow/results.json" > /dev/null ||
+    fail "slow: results: $(ls -la "$tmp/o-slow"; head -c 300 "$tmp/o-slow/results.json"; cat "$tmp/slow.err" "$tmp/slow.out")"
+grep -q 'interrupted; results so far are in' "$tmp/slow.err" || fail "slow: $(cat "$tmp/slow.err")"
+! pgrep -f "$tmp/llm-agent.sh" > /dev/null || fail "slow: an agent is still running"
 echo ok
