@@ -323,12 +323,14 @@ int cmd_run(int argc, char **argv)
             out_dir = argv[++a];
         } else if (!strncmp(argv[a], "--out=", 6)) {
             out_dir = argv[a] + 6;
-        } else if (!strcmp(argv[a], "-j") && a + 1 < argc) {
+        } else if ((!strcmp(argv[a], "-j") && a + 1 < argc) ||
+                   (!strncmp(argv[a], "-j", 2) && argv[a][2])) {
+            const char *num = argv[a][2] ? argv[a] + 2 : argv[++a];
             char *end;
-            long jobs = strtol(argv[++a], &end, 10);
+            long jobs = strtol(num, &end, 10);
 
             if (*end || jobs < 1) {
-                cli_errorf("run", "bad -j '%s': give a number of trials >= 1", argv[a]);
+                cli_errorf("run", "bad -j '%s': give a number of trials >= 1", num);
                 rc = EXIT_USAGE;
                 goto out;
             }
