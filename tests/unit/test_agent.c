@@ -203,6 +203,13 @@ static int resume_repeats_history(struct fx *f, enum rb_scenario_mode mode)
     struct rb_error err;
     size_t n, i, failed = 0, next = 0, faulted = 0;
 
+    /* No research threads: the 503 is armed from the world's callback after
+     * an answer has gone out, so on a loaded machine the agent may already
+     * have sent its next call; sequential calls then still park at exactly
+     * one failed try, parallel threads could fail several at once. */
+    f->wf.fanout_at_step = 0;
+    f->wf.fanout_threads = 0;
+    f->wf.fanout_duplicates = 0;
     __atomic_store_n(&f->arm_after, 1, __ATOMIC_SEQ_CST);
     opts_for(f, &o, "dh", RB_SCENARIO_MODE_CORRECT);
     rb_agent_result_init(&r);
