@@ -93,10 +93,12 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
 
 /* One injected fault, its recovery split in parts (ms; -1 when not seen). */
 struct rb_fault_score {
-    char form[32];     /* "sigkill", "notice", ... */
-    char trigger[64];  /* "step 20 start+5ms", "time 300ms" */
-    int64_t inject_ns; /* injection, on the trial's clock */
-    int inflight;      /* 1: a step was started and not committed then */
+    char form[32];      /* "sigkill", "notice", ... */
+    char trigger[64];   /* "step 20 start+5ms", "time 300ms" */
+    char mechanism[32]; /* OOM: "watchdog", "cgroup2", "rlimit_as", "peak",
+                           "trigger"; "" for other faults */
+    int64_t inject_ns;  /* injection, on the trial's clock */
+    int inflight;       /* 1: a step was started and not committed then */
     char inflight_step[128];
     int64_t recovery_ms; /* injection -> first commit of a step not committed
                             before it */

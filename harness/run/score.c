@@ -93,6 +93,8 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
     if (!s && json_object_get(inj->json, "limit"))
         s = "memory limit"; /* the agent outgrew it */
     snprintf(f->trigger, sizeof(f->trigger), "%s", s ? s : "?");
+    s = json_string_value(json_object_get(inj->json, "mechanism"));
+    snprintf(f->mechanism, sizeof(f->mechanism), "%s", s ? s : "");
     f->inject_ns = inj->t_ns;
 
     /* The frontier: what the agent had done when the fault hit. For a fault
@@ -366,10 +368,11 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
 
         json_array_append_new(
             faults,
-            json_pack("{s:s, s:s, s:f, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "form",
-                      f->form, "trigger", f->trigger, "inject_ms",
-                      (double)(f->inject_ns - t->start_ns) / 1e6, "inflight", f->inflight,
-                      "inflight_step",
+            json_pack("{s:s, s:s, s:o, s:f, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "form",
+                      f->form, "trigger", f->trigger, "mechanism",
+                      f->mechanism[0] ? json_string(f->mechanism) : json_null(),
+                      "inject_ms", (double)(f->inject_ns - t->start_ns) / 1e6, "inflight",
+                      f->inflight, "inflight_step",
                       f->inflight ? json_string(f->inflight_step) : json_null(),
                       "recovery_ms", ms_or_null(f->recovery_ms), "detect_ms",
                       ms_or_null(f->detect_ms), "restart_ms", ms_or_null(f->restart_ms),

@@ -480,10 +480,11 @@ static void task_oom(struct trial_ctx *c, int64_t t_ns, json_t *end)
             atomic_exchange(&c->hit[i], 1))
             continue;
         atomic_fetch_add(&c->world_fired, 1);
-        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:O?}", "kind", "fault.inject",
-                      "form", "task", "scenario_fault", (int)i, "trigger",
+        o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s?, s:O?, s:O?}", "kind",
+                      "fault.inject", "form", "task", "scenario_fault", (int)i, "trigger",
                       "task memory limit", "where", "task", "task_step", step, "limit",
-                      json_object_get(end, "limit"));
+                      json_object_get(end, "limit"), "mechanism",
+                      json_object_get(end, "mechanism"));
         if (o)
             add_event(c, t_ns, "fault.inject", o);
         return;

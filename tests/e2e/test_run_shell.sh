@@ -132,6 +132,7 @@ code=0
 rb run "$tmp/mem.json" --out "$tmp/o9" > "$tmp/o9.out" 2> "$tmp/o9.err" || code=$?
 [ "$code" -eq 0 ] || fail "mem: exit $code: $(cat "$tmp/o9.out" "$tmp/o9.err")"
 jq -e '.trials[0] | .faults_fired == 1 and .faults[0].form == "oom-kill"
+       and .faults[0].mechanism == "watchdog"
        and .faults[0].inflight_step == "s-3" and .faulted.attempts == 2
        and .steps_redone == 0 and .context.preserved' "$tmp/o9/results.json" > /dev/null ||
     fail "mem: $(jq -c '.trials[0] | del(.faulted, .golden)' "$tmp/o9/results.json")"
