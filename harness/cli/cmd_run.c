@@ -297,6 +297,27 @@ static int one_trial(const struct rb_scenario *s, uint64_t seed, int faulted, in
     return 0;
 }
 
+/* mkdir -p: creates `path` and the folders above it that are missing. */
+static int mkdir_parents(const char *path)
+{
+    char buf[4096];
+    char *p;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct rb_scenario **scen = NULL;
@@ -380,8 +401,7 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     snprintf(dir, sizeof(dir), "%s/trials", out_dir);
-    if ((mkdir(out_dir, 0755) != 0 && errno != EEXIST) ||
-        (mkdir(dir, 0755) != 0 && errno != EEXIST) || access(dir, W_OK) != 0) {
+    if (mkdir_parents(dir) != 0 || access(dir, W_OK) != 0) {
         cli_errorf("run", "cannot write to output folder '%s': %s", out_dir,
                    strerror(errno));
         rc = EXIT_USAGE;
