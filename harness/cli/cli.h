@@ -59,5 +59,8 @@ int cmd_world(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -29,6 +29,9 @@ static const char usage[] =
     "  lint         validate scenario files: every problem as FILE:LINE:COL: message\n"
     "  agent        run the built-in agent on a scenario's workflow as a durable run\n"
     "  run          run scenarios: golden and faulted trials, scored, results.json\n"
+    "  report       write JUnit, Markdown or HTML from a results.json\n"
+    "  compare      compare two results.json: recovery before and after, regressions\n"
+    "  audit        run any agent command as a black box under faults, and score it\n"
     "\n"
     "Run 'rebound <command> --help' for a command's options.\n"
     "\n"
@@ -158,6 +161,9 @@ static const struct {
     {"lint", cmd_lint},
     {"agent", cmd_agent},
     {"run", cmd_run},
+    {"report", cmd_report},
+    {"compare", cmd_compare},
+    {"audit", cmd_audit},
 };
 
 int main(int argc, char **argv)
