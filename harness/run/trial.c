@@ -590,6 +590,8 @@ static char **agent_env(const struct rb_scenario *s, const struct rb_trial *t,
     snprintf(buf, sizeof(buf), "%s/store", t->dir);
     v[n++] = entry("REBOUND_STORE", buf);
     v[n++] = entry("REBOUND_RUN", t->run_id);
+    v[n++] = entry("REBOUND_RUN_ID", t->run_id); /* the same: the workflow id an
+                                                    external stack resumes by */
     v[n++] = entry("REBOUND", exe);
     snprintf(buf, sizeof(buf), "%s/v1", url);
     v[n++] = entry("OPENAI_BASE_URL", buf);
