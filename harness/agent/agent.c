@@ -485,6 +485,11 @@ static enum rb_err task_step(struct rb__agent *a, int step, int64_t alloc_mb,
         rb__agent_count(&a->counts, &info);
         if (info.source == RB_FROM_EXEC)
             a->oom_limit = 0;
+    } else if (rc == RB_ECRASH && a->o->stop && *a->o->stop) {
+        /* the notice's signal killed the child too: not the task's failure,
+         * so nothing to park; it runs again in the next attempt */
+        a->stopped_at = step;
+        rc = RB_OK;
     } else if (rc == RB_EOOM || rc == RB_ETIMEOUT || rc == RB_ECRASH || rc == RB_ENOMEM) {
         rc = rb__agent_park(a, key, "task", err);
     }
@@ -583,9 +588,15 @@ static enum rb_err walk(struct rb__agent *a, struct rb_error *err)
     budget = wf->llm_turns - (a->research_llm ? wf->fanout_threads : 0);
     if (budget > slots)
         budget = slots;
-    for (s = 1; s <= wf->steps && rc == RB_OK; s++) {
+    for (s = 1; s <= wf->steps && rc == RB_OK && !a->stopped_at; s++) {
         int left, want;
 
+        if (a->o->stop && *a->o->stop) {
+            /* preempted with notice: what is committed stays, nothing more
+             * starts */
+            a->stopped_at = s;
+            break;
+        }
         rc = lease_check(a, s, err);
         if (rc != RB_OK)
             break;
@@ -676,15 +687,21 @@ enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_resul
         goto release;
     }
     rb_agent_result_init(out);
-    /* a workflow without LLM turns answers with what its research found */
-    out->answer = a.answer ? a.answer : strdup(a.findings ? a.findings : "");
-    a.answer = NULL;
     out->attempt = a.attempt;
     out->steps = a.counts.steps;
     out->executed = a.counts.executed;
     out->replayed = a.counts.replayed;
     out->cached = a.counts.cached;
     out->llm_calls = a.counts.llm_calls;
+    if (a.stopped_at) {
+        /* left as a crash leaves it: the next attempt is told why */
+        out->stopped = a.stopped_at;
+        rb_run_abandon(a.run);
+        goto release;
+    }
+    /* a workflow without LLM turns answers with what its research found */
+    out->answer = a.answer ? a.answer : strdup(a.findings ? a.findings : "");
+    a.answer = NULL;
     rb_run_close(a.run);
 release:
     conv_end(&a);

@@ -17,6 +17,7 @@
 
 #include "scenario.h"
 
+#include <signal.h>
 #include <stddef.h>
 
 /* What the agent runs and how; strings are borrowed for the call. */
@@ -41,6 +42,10 @@ struct rb_agent_opts {
     int backoff_ms;                        /* first backoff ceiling; 0: 500 */
     int lease_ms;                          /* the agent's lease on the run, renewed
                                               at every step; 0: 60000 */
+    const volatile sig_atomic_t *stop;     /* or NULL; once non-zero (a preemption
+                                              notice's SIGTERM, say), the agent stops
+                                              before the next main-line step: what
+                                              it committed is kept */
 };
 
 /* What a finished run produced. */
@@ -52,6 +57,8 @@ struct rb_agent_result {
     int replayed;  /* of which came from the replay log */
     int cached;    /* of which came from the global cache */
     int llm_calls; /* LLM steps executed now (requests sent) */
+    int stopped;   /* 0: finished; N: stopped by opts->stop before workflow step
+                      N, answer NULL */
 };
 
 /* Sets an empty result. */
@@ -72,6 +79,12 @@ void rb_agent_result_release(struct rb_agent_result *r);
  * it, for the next attempt), the store's errors as rb_store_open() and
  * rb_step(), RB_EBUSY when the agent's lease on the run expired between two
  * steps (it stops: another worker may own the run now).
+ *
+ * When opts->stop is set while it runs, the step in flight is finished and
+ * committed, the run is left for the next attempt (as a crash leaves it), and
+ * RB_OK is returned with out->stopped saying where it stopped: a preempted
+ * agent that checkpointed and exited within its grace. A task step whose child
+ * the same signal killed is not parked then: it runs again next attempt.
  */
 enum rb_err rb_agent_run(const struct rb_agent_opts *opts, struct rb_agent_result *out,
                          struct rb_error *err);

@@ -40,6 +40,8 @@ struct rb__agent {
     char *answer;                  /* the last final answer, or NULL */
     int research_llm;              /* research threads make an LLM call */
     int parked;                    /* the run was parked */
+    int stopped_at;                /* stopped (opts->stop) before this workflow
+                                      step; 0: not stopped */
     int64_t renewed_ms;            /* when the lease was last renewed */
     struct rb__agent_counts counts;
 };

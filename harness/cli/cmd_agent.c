@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +52,21 @@ static const char help[] =
     "OPENAI_API_KEY, REBOUND_STORE, REBOUND_RUN, REBOUND_TASK_MEM_MB,\n"
     "REBOUND_ATTEMPT, REBOUND_LAST_FAILURE, REBOUND_EVENT_FD.\n"
     "\n"
+    "SIGTERM (a preemption notice): the step in flight is finished and\n"
+    "committed, no other starts, and the agent exits 143; run it again to resume.\n"
+    "\n"
     "exit codes: 0 done; 2 bad usage or scenario; 8 the run is parked for a\n"
     "human (a call or task failed for good); 9 the agent's lease on the run\n"
-    "expired; others as for every command.\n";
+    "expired; 143 stopped by SIGTERM; others as for every command.\n";
+
+/* Set by SIGTERM: the agent stops at the next step boundary. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
 
 static int parse_count(const char *opt, const char *s, long max, long *out)
 {
@@ -244,8 +257,26 @@ int cmd_agent(int argc, char **argv)
         rc = cli_fail("agent", &err);
         goto out;
     }
+    {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_sigterm;
+        sa.sa_flags = SA_RESTART;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        ao.stop = &stop_requested;
+    }
     if (rb_agent_run(&ao, &res, &err) != RB_OK) {
         rc = cli_fail("agent", &err);
+        goto out;
+    }
+    if (res.stopped) {
+        cli_errorf("agent",
+                   "run '%s' attempt %d stopped by SIGTERM before workflow step %d; "
+                   "its committed steps are kept: run it again to resume",
+                   ao.run_id, res.attempt, res.stopped);
+        rc = 128 + SIGTERM;
         goto out;
     }
     printf("%s\n", res.answer);
