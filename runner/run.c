@@ -48,6 +48,7 @@ enum rb_err rb_run_opts_from_env(struct rb_run_opts *opts, struct rb_error *err)
     const char *fd = getenv("REBOUND_EVENT_FD");
     const char *attempt = getenv("REBOUND_ATTEMPT");
     const char *last = getenv("REBOUND_LAST_FAILURE");
+    const char *no_replay = getenv("REBOUND_NO_REPLAY");
     int v;
 
     if (fd && *fd) {
@@ -67,6 +68,8 @@ enum rb_err rb_run_opts_from_env(struct rb_run_opts *opts, struct rb_error *err)
     }
     if (last && *last)
         opts->last_failure = last;
+    if (no_replay && *no_replay && strcmp(no_replay, "0") != 0)
+        opts->flags |= RB_RUN_NO_REPLAY; /* `rebound run --baseline no-replay` */
     return RB_OK;
 }
 

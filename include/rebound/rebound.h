@@ -262,8 +262,10 @@ struct rb_run_opts {
 
 /*
  * Fills `opts` from the environment: REBOUND_EVENT_FD, REBOUND_ATTEMPT (joins
- * that attempt) and REBOUND_LAST_FAILURE. Unset variables leave the fields as
- * they were. Returns RB_EINVAL if a variable is malformed.
+ * that attempt), REBOUND_LAST_FAILURE, and REBOUND_NO_REPLAY (set, not empty
+ * and not "0": adds RB_RUN_NO_REPLAY; `rebound run --baseline no-replay` sets
+ * it). Unset variables leave the fields as they were. Returns RB_EINVAL if a
+ * variable is malformed.
  */
 enum rb_err rb_run_opts_from_env(struct rb_run_opts *opts, struct rb_error *err);
 
