@@ -1,0 +1,381 @@
+/*
+ * report.c - the entry points of rb_reports (loading and checking a results
+ * document, writing one report or all of them through temporary files) and
+ * the helpers the writers share: errors, escaping and number formatting.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- errors ------------------------------------------------------------ */
+
+static __attribute__((format(printf, 3, 0))) void
+vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
+{
+    rb_error_init(err);
+    err->code = code;
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+}
+
+enum rb_err rb__rp_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err)
+        return code;
+    va_start(ap, fmt);
+    vfill(err, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+enum rb_err rb__rp_fail_errno(struct rb_error *err, enum rb_err code, int e,
+                              const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    if (!err)
+        return code;
+    va_start(ap, fmt);
+    vfill(err, code, fmt, ap);
+    va_end(ap);
+    err->cause = e;
+    err->cause_kind = "errno";
+    n = strlen(err->message);
+    if (n < sizeof(err->message))
+        snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(e));
+    return code;
+}
+
+enum rb_err rb__rp_errno_code(int e)
+{
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+        return RB_ENOENT;
+    case EACCES:
+    case EPERM:
+    case EROFS:
+        return RB_EACCES;
+    case ENOMEM:
+        return RB_ENOMEM;
+    case ENOSPC:
+        return RB_ENOSPC;
+    default:
+        return RB_EIO;
+    }
+}
+
+/* ---- text -------------------------------------------------------------- */
+
+void rb__put_xml(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (!s)
+        return;
+    for (; *p; p++) {
+        switch (*p) {
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&#39;", out);
+            break;
+        case '\n':
+            fputs("&#10;", out);
+            break;
+        case '\t':
+            fputs("&#9;", out);
+            break;
+        case '\r':
+            fputs("&#13;", out);
+            break;
+        default:
+            if (*p < 0x20 || *p == 0x7f)
+                fputs("\xef\xbf\xbd", out); /* U+FFFD: not allowed in XML 1.0 */
+            else
+                fputc(*p, out);
+        }
+    }
+}
+
+void rb__put_md(FILE *out, const char *s)
+{
+    static const char special[] = "\\`*_[]<>#|&~$";
+    const unsigned char *p = (const unsigned char *)s;
+
+    if (!s)
+        return;
+    for (; *p; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r')
+            fputc(' ', out);
+        else if (*p < 0x20 || *p == 0x7f)
+            continue;
+        else if (strchr(special, *p))
+            fprintf(out, "\\%c", *p);
+        else
+            fputc(*p, out);
+    }
+}
+
+const char *rb__fmt_num(char buf[48], double v, int dec)
+{
+    char *dot, *end;
+
+    if (!isfinite(v)) {
+        snprintf(buf, 48, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+        return buf;
+    }
+    snprintf(buf, 48, "%.*f", dec, v);
+    dot = strchr(buf, '.');
+    if (dot) {
+        end = buf + strlen(buf) - 1;
+        while (end > dot && *end == '0')
+            *end-- = '\0';
+        if (end == dot)
+            *end = '\0';
+    }
+    if (strcmp(buf, "-0") == 0)
+        snprintf(buf, 48, "0");
+    return buf;
+}
+
+const char *rb__jstr(json_t *obj, const char *key)
+{
+    json_t *v = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+int rb__jnum(json_t *obj, const char *key, double *v)
+{
+    json_t *j = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+
+    if (!json_is_number(j))
+        return 0;
+    *v = json_number_value(j);
+    return 1;
+}
+
+/* ---- entry points ------------------------------------------------------ */
+
+enum rb_err rb_report_format_parse(const char *name, enum rb_report_format *out,
+                                   struct rb_error *err)
+{
+    enum rb_report_format f;
+
+    if (!name)
+        return rb__rp_fail(err, RB_EINVAL, "no report format given");
+    if (strcmp(name, "junit") == 0)
+        f = RB_REPORT_JUNIT;
+    else if (strcmp(name, "md") == 0 || strcmp(name, "markdown") == 0)
+        f = RB_REPORT_MD;
+    else if (strcmp(name, "html") == 0)
+        f = RB_REPORT_HTML;
+    else
+        return rb__rp_fail(err, RB_EINVAL,
+                           "unknown report format '%s' (junit, md or html)", name);
+    *out = f;
+    return RB_OK;
+}
+
+const char *rb_report_file_name(enum rb_report_format f)
+{
+    switch (f) {
+    case RB_REPORT_JUNIT:
+        return "junit.xml";
+    case RB_REPORT_MD:
+        return "summary.md";
+    case RB_REPORT_HTML:
+        return "report.html";
+    }
+    return "report";
+}
+
+enum rb_err rb_report_check(json_t *results, struct rb_error *err)
+{
+    json_t *schema;
+
+    if (!json_is_object(results))
+        return rb__rp_fail(err, RB_EINVAL, "not a results document: not a JSON object");
+    schema = json_object_get(results, "schema");
+    if (!json_is_integer(schema))
+        return rb__rp_fail(err, RB_EINVAL,
+                           "not a results document: no integer 'schema' field");
+    if (json_integer_value(schema) > RB_REPORT_SCHEMA)
+        return rb__rp_fail(err, RB_ESCHEMA,
+                           "results schema %lld is newer than this rebound reads (%d)",
+                           (long long)json_integer_value(schema), RB_REPORT_SCHEMA);
+    if (json_integer_value(schema) < 1)
+        return rb__rp_fail(err, RB_EINVAL, "not a results document: schema %lld",
+                           (long long)json_integer_value(schema));
+    if (!json_is_array(json_object_get(results, "trials")))
+        return rb__rp_fail(err, RB_EINVAL, "not a results document: no 'trials' array");
+    return RB_OK;
+}
+
+enum rb_err rb_report_load(const char *path, json_t **out, struct rb_error *err)
+{
+    json_error_t jerr;
+    json_t *root = NULL;
+    struct rb_error sub;
+    enum rb_err rc = RB_OK;
+    FILE *f;
+
+    f = fopen(path, "rb");
+    if (!f)
+        return rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                                 "cannot read results '%s'", path);
+    root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (ferror(f))
+            rc = rb__rp_fail(err, RB_EIO, "cannot read results '%s': read error", path);
+        else {
+            rc = rb__rp_fail(err, RB_EINVAL, "%s:%d:%d: not valid JSON: %s", path,
+                             jerr.line, jerr.column, jerr.text);
+            if (err) {
+                snprintf(err->file, sizeof(err->file), "%s", path);
+                err->line = jerr.line;
+                err->column = jerr.column;
+            }
+        }
+        goto close_file;
+    }
+    rc = rb_report_check(root, &sub);
+    if (rc != RB_OK) {
+        rb__rp_fail(err, rc, "'%s': %s", path, sub.message);
+        goto free_root;
+    }
+    *out = root;
+    root = NULL;
+free_root:
+    json_decref(root);
+close_file:
+    fclose(f);
+    return rc;
+}
+
+enum rb_err rb_report_write(json_t *results, enum rb_report_format f, FILE *out,
+                            struct rb_error *err)
+{
+    struct rb__suite s;
+    enum rb_err rc;
+
+    rc = rb_report_check(results, err);
+    if (rc != RB_OK)
+        return rc;
+    rc = rb__suite_build(results, &s, err);
+    if (rc != RB_OK)
+        return rc;
+    switch (f) {
+    case RB_REPORT_JUNIT:
+        rc = rb__write_junit(&s, out, err);
+        break;
+    case RB_REPORT_MD:
+        rc = rb__write_md(&s, out, err);
+        break;
+    case RB_REPORT_HTML:
+        rc = rb__write_html(&s, out, err);
+        break;
+    default:
+        rc = rb__rp_fail(err, RB_EINVAL, "unknown report format %d", (int)f);
+    }
+    if (rc == RB_OK && (fflush(out) != 0 || ferror(out)))
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write the report");
+    rb__suite_release(&s);
+    return rc;
+}
+
+/* Writes one report to dir/name through dir/.name.tmp-PID and a rename. */
+static enum rb_err write_one(const char *dir, json_t *results, enum rb_report_format f,
+                             struct rb_error *err)
+{
+    const char *name = rb_report_file_name(f);
+    char path[4096], tmp[4096];
+    struct rb_error sub;
+    enum rb_err rc = RB_OK;
+    FILE *out = NULL;
+    int fd, n;
+
+    n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return rb__rp_fail(err, RB_EINVAL, "report folder name '%s' is too long", dir);
+    n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp-%ld", dir, name, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return rb__rp_fail(err, RB_EINVAL, "report folder name '%s' is too long", dir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                                 "cannot write report '%s'", path);
+    out = fdopen(fd, "w");
+    if (!out) {
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write report '%s'", path);
+        close(fd);
+        goto remove_tmp;
+    }
+    rc = rb_report_write(results, f, out, &sub);
+    if (rc != RB_OK) {
+        rb__rp_fail(err, rc, "cannot write report '%s': %s", path, sub.message);
+        fclose(out);
+        goto remove_tmp;
+    }
+    if (fsync(fileno(out)) != 0 && errno != EINVAL) {
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write report '%s'", path);
+        fclose(out);
+        goto remove_tmp;
+    }
+    if (fclose(out) != 0) {
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write report '%s'", path);
+        goto remove_tmp;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write report '%s'", path);
+        goto remove_tmp;
+    }
+    return RB_OK;
+remove_tmp:
+    unlink(tmp);
+    return rc;
+}
+
+enum rb_err rb_reports_write_all(const char *dir, json_t *results, struct rb_error *err)
+{
+    static const enum rb_report_format all[] = {RB_REPORT_JUNIT, RB_REPORT_MD,
+                                                RB_REPORT_HTML};
+    enum rb_err rc;
+    size_t i;
+
+    rc = rb_report_check(results, err);
+    if (rc != RB_OK)
+        return rc;
+    for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        rc = write_one(dir, results, all[i], err);
+        if (rc != RB_OK)
+            return rc;
+    }
+    return RB_OK;
+}
