@@ -783,8 +783,8 @@ static const char *const tool_names[] = {"search", "fetch", "send_email", "write
 
 static void check_world(struct ctx *c, json_t *w, struct rb_scenario_world *out)
 {
-    static const char *const keys[] = {"seed",    "turns",  "tools",
-                                       "latency", "prices", NULL};
+    static const char *const keys[] = {"seed",   "turns", "tools", "latency",
+                                       "prices", "port",  NULL};
     static const char *const lat_keys[] = {"fixed_ms", "jitter_ms", NULL};
     static const char *const price_keys[] = {"prompt", "completion", NULL};
     json_t *tools = NULL, *lat = NULL, *prices = NULL, *v;
@@ -797,6 +797,7 @@ static void check_world(struct ctx *c, json_t *w, struct rb_scenario_world *out)
         out->seed = (uint64_t)seed;
     }
     get_int32(c, w, "turns", 0, 1000, &out->turns);
+    get_int32(c, w, "port", 1, 65535, &out->port);
     if (get_typed(c, w, "tools", JSON_ARRAY, &tools) == 1) {
         char **names = alloc_zero(c, json_array_size(tools) + 1, sizeof(char *));
         size_t n = 0;
@@ -928,7 +929,7 @@ static const struct form_info forms[] = {
     {"partition",
      RB_SCENARIO_NETWORK,
      RB_SCENARIO_NET_PARTITION,
-     P_AT_REQUIRED | P_DURATION,
+     P_AT_REQUIRED | P_DURATION | P_DUR_REQUIRED,
      {NULL}},
     {"jump",
      RB_SCENARIO_CLOCK,
@@ -1155,7 +1156,10 @@ static void check_fault(struct ctx *c, json_t *f, const struct shape *sh,
     if (form_takes(info, "duration_ms"))
         get_int(c, f, "duration_ms", 1, 86400000, &out->duration_ms);
     if ((info->flags & P_DUR_REQUIRED) && !json_object_get(f, "duration_ms"))
-        report(c, 0, "fault '%s' needs 'duration_ms': the world must listen again", form);
+        report(c, 0, "fault '%s' needs 'duration_ms': %s", form,
+               info->form == RB_SCENARIO_NET_PARTITION
+                   ? "how long the link stays down before it comes back"
+                   : "the world must listen again");
     if (form_takes(info, "grace_ms"))
         get_int(c, f, "grace_ms", 1, 3600000, &out->grace_ms);
     if (info->flags & P_LIMIT) {

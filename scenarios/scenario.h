@@ -99,6 +99,7 @@ struct rb_scenario_world {
     int jitter_ms;           /* plus 0..jitter_ms */
     double price_prompt;     /* cost per 1k prompt tokens */
     double price_completion; /* cost per 1k completion tokens */
+    int port;                /* fixed port for the world (1..65535); 0: a free one */
 };
 
 /* ------------------------------------------------------------------------

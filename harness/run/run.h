@@ -55,6 +55,9 @@ struct rb_trial {
     char trigger_desc[RB_SCORE_MAX_FAULTS][64]; /* by the supervisor's fault index: the
                                   scenario's trigger ("llm call 5") */
     json_t *effects; /* owned: side effects at the world, "ROUTE HASH" -> times */
+    json_t *drawn;   /* owned: the faults drawn from the scenario's random
+                        schedules for this trial, as scenario JSON (each with
+                        "random": the schedule's index), or NULL */
     char stdout_hash[RB_HASH_HEX_LEN + 1]; /* SHA-256 of the last attempt's stdout */
     int64_t stdout_bytes;                  /* its size */
 };
@@ -86,6 +89,29 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
 enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted,
                          const char *dir, const char *rebound_exe, struct rb_trial *out,
                          struct rb_error *err);
+
+/* ------------------------------------------------------------------------
+ * Random fault schedules (schedule.c)
+ */
+
+/* Faults the scenario's random schedules draw, in all (the sum of counts). */
+size_t rb_schedule_count(const struct rb_scenario *s);
+
+/*
+ * Expands the random schedules of `s` for a trial of `seed` (a schedule's
+ * own seed wins): *faults is a new array (free()) of the scenario's faults
+ * followed by the drawn ones, *n_faults their number, and *drawn a new JSON
+ * array of the drawn faults in the scenario format. The same seed always
+ * gives the same faults. RB_ENOMEM, or RB_EINVAL for a schedule that
+ * validation should have refused; outputs written only on success.
+ */
+enum rb_err rb_schedule_expand(const struct rb_scenario *s, uint64_t seed,
+                               struct rb_scenario_fault **faults, size_t *n_faults,
+                               json_t **drawn, struct rb_error *err);
+
+/* A fault as scenario JSON ({"kind", "form", "at", parameters}); new
+ * reference, NULL when out of memory. */
+json_t *rb_schedule_fault_json(const struct rb_scenario_fault *f);
 
 /* ------------------------------------------------------------------------
  * Scores

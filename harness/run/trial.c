@@ -69,6 +69,7 @@ void rb_trial_release(struct rb_trial *t)
     }
     free(t->events);
     json_decref(t->effects);
+    json_decref(t->drawn);
     rb_trial_init(t);
 }
 
@@ -93,6 +94,9 @@ static int map_form(const struct rb_scenario_fault *f, enum rb_fault_form *out)
         return 1;
     case RB_SCENARIO_CLOCK_JUMP:
         *out = RB_FAULT_CLOCK_JUMP;
+        return 1;
+    case RB_SCENARIO_NET_PARTITION:
+        *out = RB_FAULT_PARTITION; /* the agent's own namespace (trial's netns) */
         return 1;
     default:
         return 0;
@@ -175,12 +179,20 @@ static int map_trigger(const struct rb_scenario_trigger *a, struct rb_trigger *o
 }
 
 /* Whether the harness can fire a world fault at this trigger: from the start,
- * at the K-th LLM or tool call, or on a step's start or commit. */
+ * at the K-th LLM or tool call, at a step's start or commit (step events), or
+ * at a time or a delay into a step (the trial's timer thread). */
 static int world_trigger_ok(const struct rb_scenario_trigger *a)
 {
     return a->kind == RB_SCENARIO_AT_START || a->kind == RB_SCENARIO_AT_LLM_CALL ||
-           a->kind == RB_SCENARIO_AT_TOOL_CALL ||
-           (a->kind == RB_SCENARIO_AT_STEP && a->when != RB_SCENARIO_DURING);
+           a->kind == RB_SCENARIO_AT_TOOL_CALL || a->kind == RB_SCENARIO_AT_STEP ||
+           a->kind == RB_SCENARIO_AT_TIME;
+}
+
+/* A world fault the timer thread fires: at a time, or a delay into a step. */
+static int world_timed(const struct rb_scenario_trigger *a)
+{
+    return a->kind == RB_SCENARIO_AT_TIME ||
+           (a->kind == RB_SCENARIO_AT_STEP && a->when == RB_SCENARIO_DURING);
 }
 
 static void describe_trigger(const struct rb_scenario_trigger *a, char *buf, size_t size)
@@ -254,14 +266,11 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
                                               : "not found on PATH");
         return RB_EINVAL;
     }
-    if (s->n_randoms > 0) {
-        set_err(err, RB_EINVAL, "%s:%d: random fault schedules are not supported yet",
-                file, s->randoms[0].line);
-        return RB_EINVAL;
-    }
-    if (s->n_faults > RB_SCORE_MAX_FAULTS) {
-        set_err(err, RB_EINVAL, "%s: more than %d faults are not supported", file,
-                RB_SCORE_MAX_FAULTS);
+    if (s->n_faults + rb_schedule_count(s) > RB_SCORE_MAX_FAULTS) {
+        set_err(err, RB_EINVAL,
+                "%s: %zu faults (random schedules' counts included) are more than the "
+                "%d a trial holds",
+                file, s->n_faults + rb_schedule_count(s), RB_SCORE_MAX_FAULTS);
         return RB_EINVAL;
     }
     for (i = 0; i < s->n_faults; i++) {
@@ -270,13 +279,24 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
         if (map_world(f, &wf)) {
             if (!world_trigger_ok(&f->at)) {
                 set_err(err, RB_EINVAL,
-                        "%s:%d: a network fault at this trigger is not supported "
-                        "yet; use the start, 'llm_call', 'tool_call', or a step "
-                        "'before' or 'after'",
+                        "%s:%d: a network fault at this trigger is not "
+                        "supported",
                         file, f->line);
                 return RB_EINVAL;
             }
             continue;
+        }
+        if (f->form == RB_SCENARIO_NET_PARTITION) {
+            struct rb_error ne;
+
+            rb_error_init(&ne);
+            if (rb_netns_check(&ne) != RB_OK) {
+                set_err(err, RB_EINVAL,
+                        "%s:%d: a network partition runs the agent in a network "
+                        "namespace of its own, which cannot be made here: %s",
+                        file, f->line, ne.message);
+                return RB_EINVAL;
+            }
         }
         if (f->form == RB_SCENARIO_OOM_TASK &&
             s->agent.kind != RB_SCENARIO_AGENT_BUILTIN) {
@@ -328,6 +348,12 @@ struct trial_ctx {
     atomic_int hit[RB_SCORE_MAX_FAULTS];      /* world fault i hit a call */
     char **keys; /* distinct steps the attempt entered, for world faults */
     size_t n_keys, cap_keys;
+    /* the timer thread: world faults at a time or a delay into a step */
+    pthread_mutex_t tlock;
+    pthread_cond_t tcond;                /* on CLOCK_MONOTONIC */
+    int64_t due_ns[RB_SCORE_MAX_FAULTS]; /* when fault i fires, or 0 */
+    int tstop;                           /* the trial is over */
+    int first_start;                     /* the first attempt has started */
 };
 
 /* Keeps one event (root is stolen). */
@@ -425,6 +451,71 @@ static void world_hit(struct trial_ctx *c, const struct rb_world_entry *e)
         c->oom = 1;
 }
 
+/* ---- world faults at a time ------------------------------------------------- */
+
+/* Sets world fault i to fire at due (once; a fault already due keeps its
+ * time). */
+static void timer_set(struct trial_ctx *c, size_t i, int64_t due)
+{
+    pthread_mutex_lock(&c->tlock);
+    if (!atomic_load(&c->fired[i]) && !c->due_ns[i]) {
+        c->due_ns[i] = due;
+        pthread_cond_signal(&c->tcond);
+    }
+    pthread_mutex_unlock(&c->tlock);
+}
+
+/* The attempt is gone: a delay into one of its steps will not come (the
+ * fault stays armed for the step in the next attempt, as the supervisor's
+ * do). */
+static void timer_attempt_end(struct trial_ctx *c)
+{
+    size_t i;
+
+    pthread_mutex_lock(&c->tlock);
+    for (i = 0; i < c->s->n_faults; i++)
+        if (c->s->faults[i].at.kind == RB_SCENARIO_AT_STEP)
+            c->due_ns[i] = 0;
+    pthread_mutex_unlock(&c->tlock);
+}
+
+static void *timer_main(void *arg)
+{
+    struct trial_ctx *c = arg;
+    size_t i;
+
+    pthread_mutex_lock(&c->tlock);
+    while (!c->tstop) {
+        int64_t now = now_ns(), next = INT64_MAX;
+        int fired = 0;
+
+        for (i = 0; i < c->s->n_faults && !fired; i++) {
+            if (!c->due_ns[i])
+                continue;
+            if (c->due_ns[i] <= now) {
+                c->due_ns[i] = 0;
+                pthread_mutex_unlock(&c->tlock);
+                fire(c, i);
+                pthread_mutex_lock(&c->tlock);
+                fired = 1;
+            } else if (c->due_ns[i] < next) {
+                next = c->due_ns[i];
+            }
+        }
+        if (fired)
+            continue;
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&c->tcond, &c->tlock);
+        } else {
+            struct timespec ts = {(time_t)(next / 1000000000), (long)(next % 1000000000)};
+
+            pthread_cond_timedwait(&c->tcond, &c->tlock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&c->tlock);
+    return NULL;
+}
+
 /* World faults at a step: the N-th distinct step this attempt enters. */
 static void step_event(struct trial_ctx *c, const char *kind, const char *key)
 {
@@ -461,6 +552,8 @@ static void step_event(struct trial_ctx *c, const char *kind, const char *key)
         if ((a->when == RB_SCENARIO_BEFORE && is_start) ||
             (a->when == RB_SCENARIO_AFTER && is_commit))
             fire(c, i);
+        else if (a->when == RB_SCENARIO_DURING && is_start)
+            timer_set(c, i, now_ns() + a->delay_ms * 1000000);
     }
 }
 
@@ -503,6 +596,14 @@ static void on_event(void *arg, const struct rb_fault_event *ev)
         for (i = 0; i < c->n_keys; i++)
             free(c->keys[i]);
         c->n_keys = 0;
+        /* world faults at a time count from the first start, as the
+         * supervisor's do */
+        for (i = 0; c->faulted && !c->first_start && i < c->s->n_faults; i++)
+            if (c->sup_index[i] < 0 && c->s->faults[i].at.kind == RB_SCENARIO_AT_TIME)
+                timer_set(c, i, ev->t_ns + c->s->faults[i].at.n * 1000000);
+        c->first_start = 1;
+    } else if (c->faulted && strcmp(ev->kind, "proc.exit") == 0) {
+        timer_attempt_end(c);
     }
     root = json_loads(ev->json, 0, NULL);
     if (!root) {
@@ -759,19 +860,52 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     struct trial_ctx c;
     char path[4400], cwd[PATH_MAX], prog[PATH_MAX * 2], **env = NULL;
     char scenario_abs[PATH_MAX];
+    struct rb_world_fault wf0;
     const char **argv = NULL;
     int saved_out = -1, saved_err = -1;
     size_t i, argc = 0, sup_faults = 0;
     struct rb_clock_opts clock_opts = {0};
     struct rb_clock *clock = NULL;
-    int want_clock = 0;
+    int want_clock = 0, want_timer = 0, timer_started = 0;
+    struct rb_scenario drawn_s;           /* s with its random schedules drawn */
+    struct rb_scenario_fault *all = NULL; /* its faults */
+    struct rb_netns *netns = NULL;
+    pthread_condattr_t ca;
+    pthread_t timer;
     enum rb_err rc = RB_OK;
 
     memset(&c, 0, sizeof(c));
     c.t = out;
-    c.s = s;
     c.faulted = faulted;
+    if (faulted && s->n_randoms > 0) {
+        /* The faulted trial runs the schedules' faults as if written out. */
+        json_t *drawn = NULL;
+        size_t n = 0;
+
+        rc = rb_schedule_expand(s, seed, &all, &n, &drawn, err);
+        if (rc != RB_OK)
+            return rc;
+        drawn_s = *s;
+        drawn_s.faults = all;
+        drawn_s.n_faults = n;
+        drawn_s.randoms = NULL;
+        drawn_s.n_randoms = 0;
+        json_decref(out->drawn);
+        out->drawn = drawn;
+        s = &drawn_s;
+    }
+    if (s->n_faults > RB_SCORE_MAX_FAULTS) {
+        free(all);
+        set_err(err, RB_EINVAL, "more than %d faults in one trial", RB_SCORE_MAX_FAULTS);
+        return RB_EINVAL;
+    }
+    c.s = s;
     pthread_mutex_init(&c.lock, NULL);
+    pthread_mutex_init(&c.tlock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c.tcond, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&c.sup, NULL);
     for (i = 0; i < RB_SCORE_MAX_FAULTS; i++)
         c.sup_index[i] = -1;
@@ -787,6 +921,20 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         goto out;
     }
 
+    for (i = 0; faulted && i < s->n_faults; i++) {
+        if (s->faults[i].form != RB_SCENARIO_NET_PARTITION)
+            continue;
+        /* The agent in a network namespace of its own: the world listens on
+         * the host end of its link, the one address it can reach. */
+        rc = rb_netns_new(&netns, err);
+        if (rc != RB_OK) {
+            rc = RB_EINVAL; /* not root, or no `ip`: the scenario cannot run here */
+            goto out;
+        }
+        snprintf(cfg.host, sizeof(cfg.host), "%s", rb_netns_host_addr(netns));
+        break;
+    }
+    cfg.port = (uint16_t)s->world.port;
     cfg.seed = s->world.has_seed ? s->world.seed : seed;
     cfg.turns = s->world.turns;
     cfg.latency_ms = s->world.latency_ms;
@@ -800,9 +948,24 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         set_err(err, rc, "out of memory");
         goto out;
     }
+    if (err)
+        rb_error_init(err); /* the world sets `cause` only when it cannot listen */
     rc = rb_world_start(&cfg, &world, err);
-    if (rc != RB_OK)
+    if (rc != RB_OK) {
+        int e = err ? err->cause : 0;
+
+        if (e) {
+            /* a port taken (world.port) or not ours to take: the scenario's */
+            char msg[128];
+
+            snprintf(msg, sizeof(msg), "%s", strerror(e));
+            msg[0] = (char)(msg[0] >= 'A' && msg[0] <= 'Z' ? msg[0] - 'A' + 'a' : msg[0]);
+            rc = RB_EINVAL;
+            set_err(err, rc, "cannot start the world on %s:%d: %s",
+                    cfg.host[0] ? cfg.host : "127.0.0.1", s->world.port, msg);
+        }
         goto out;
+    }
     c.world = world;
 
     env = agent_env(s, out, rb_world_url(world), rebound_exe);
@@ -848,6 +1011,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     o.timeout_ms = s->deadline_ms;
     o.on_event = on_event;
     o.event_arg = &c;
+    o.netns = netns;
     for (i = 0; faulted && i < s->n_faults; i++) {
         const struct rb_scenario_fault *f = &s->faults[i];
 
@@ -906,14 +1070,26 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         describe_trigger(&f->at, out->trigger_desc[sup_faults],
                          sizeof(out->trigger_desc[sup_faults]));
         c.sup_index[i] = (int)sup_faults++;
-        if (f->form == RB_SCENARIO_FREEZE)
+        if (f->form == RB_SCENARIO_FREEZE || f->form == RB_SCENARIO_NET_PARTITION)
             out->fault_time_ms += f->duration_ms > 0 ? f->duration_ms : 1000;
     }
 
     atomic_store(&c.sup, sup);
-    for (i = 0; faulted && i < s->n_faults; i++)
+    for (i = 0; faulted && i < s->n_faults; i++) {
         if (c.sup_index[i] < 0 && s->faults[i].at.kind == RB_SCENARIO_AT_START)
             fire(&c, i);
+        if (c.sup_index[i] < 0 && map_world(&s->faults[i], &wf0) &&
+            world_timed(&s->faults[i].at))
+            want_timer = 1;
+    }
+    if (want_timer) {
+        if (pthread_create(&timer, NULL, timer_main, &c) != 0) {
+            rc = RB_EIO;
+            set_err(err, rc, "cannot start the trial's timer thread");
+            goto out;
+        }
+        timer_started = 1;
+    }
 
     fflush(stdout);
     fflush(stderr);
@@ -932,6 +1108,14 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         goto out;
     }
     out->start_ns = now_ns();
+    if (out->drawn) {
+        /* what the random schedules drew, in the timeline too */
+        json_t *ev = json_pack("{s:s, s:I, s:O}", "kind", "fault.schedule", "seed",
+                               (json_int_t)seed, "faults", out->drawn);
+
+        if (ev)
+            add_event(&c, out->start_ns, "fault.schedule", ev);
+    }
     rc = rb_sup_run(sup, &res, err);
     out->end_ns = now_ns();
     restore(STDERR_FILENO, saved_err);
@@ -962,17 +1146,28 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         set_err(err, rc, "cannot read '%s': %s", path, strerror(errno));
     }
 out:
+    if (timer_started) {
+        pthread_mutex_lock(&c.tlock);
+        c.tstop = 1;
+        pthread_cond_signal(&c.tcond);
+        pthread_mutex_unlock(&c.tlock);
+        pthread_join(timer, NULL);
+    }
     rb_world_stop(world); /* first: its threads may fire the supervisor's faults */
     if (world && rc == RB_OK) {
         snprintf(path, sizeof(path), "%s/world.jsonl", dir);
         out->effects = read_effects(path); /* the journal is whole now */
     }
     rb_sup_free(sup);
+    rb_netns_free(netns); /* after the supervisor: it wired the link per attempt */
     rb_clock_free(clock);
     for (i = 0; i < c.n_keys; i++)
         free(c.keys[i]);
     free(c.keys);
     pthread_mutex_destroy(&c.lock);
+    pthread_mutex_destroy(&c.tlock);
+    pthread_cond_destroy(&c.tcond);
+    free(all);
     rb_world_config_release(&cfg);
     free(argv);
     free_strv(env);

@@ -10,6 +10,7 @@
 #include "world.h"
 
 #include <jansson.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 
@@ -225,7 +226,8 @@ json_t *rb__world_effects_json(struct rb_world *w);
 struct rb_world {
     struct rb_world_config cfg; /* copy; strings owned */
     uint16_t port;
-    char url[64];
+    struct in_addr addr; /* listened on */
+    char url[80];
     struct MHD_Daemon *daemon;
     int listen_fd; /* -1 while refused */
     int wake[2];   /* pipe: wakes the acceptor */

@@ -1,5 +1,6 @@
 /*
  * server.c - the world's HTTP server: its own listening socket on 127.0.0.1
+ * (or the host address it is given)
  * (so a `refused` fault can stop listening and listen again on the same
  * port), connections handed to libmicrohttpd with one thread each (answers
  * may pause: latency, stalls, slow bodies), routing, and the faults that act
@@ -95,7 +96,7 @@ int rb__world_wait(struct rb_world *w, int64_t deadline_ns, int fault_id)
 
 /* ---- listening ---------------------------------------------------------------- */
 
-static int open_listener(uint16_t port, uint16_t *bound, int *e)
+static int open_listener(struct in_addr host, uint16_t port, uint16_t *bound, int *e)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
@@ -109,8 +110,11 @@ static int open_listener(uint16_t port, uint16_t *bound, int *e)
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_addr = host;
+    /* IP_FREEBIND: the host end of an agent's namespace comes and goes with
+     * its attempts; the world listens there throughout */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one)) != 0 ||
         bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
         *e = errno;
@@ -155,7 +159,7 @@ static void *acceptor(void *arg)
             close(w->listen_fd);
             w->listen_fd = -1;
         } else if (!refused && w->listen_fd < 0) {
-            w->listen_fd = open_listener(w->port, NULL, &e);
+            w->listen_fd = open_listener(w->addr, w->port, NULL, &e);
             if (w->listen_fd < 0)
                 timeout = 20; /* the port is busy a moment: try again soon */
         }
@@ -574,13 +578,25 @@ enum rb_err rb_world_start(const struct rb_world_config *cfg, struct rb_world **
         if (rc != RB_OK)
             goto fail;
     }
-    w->listen_fd = open_listener(cfg->port, &w->port, &e);
-    if (w->listen_fd < 0) {
-        rc = rb__world_fail(err, RB_EIO, "cannot listen on 127.0.0.1:%u: %s",
-                            (unsigned)cfg->port, strerror(e));
+    w->addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (cfg->host[0] && inet_pton(AF_INET, cfg->host, &w->addr) != 1) {
+        rc = rb__world_fail(err, RB_EINVAL, "world: bad host '%s': not an IPv4 address",
+                            cfg->host);
         goto fail;
     }
-    snprintf(w->url, sizeof(w->url), "http://127.0.0.1:%u", (unsigned)w->port);
+    w->listen_fd = open_listener(w->addr, cfg->port, &w->port, &e);
+    if (w->listen_fd < 0) {
+        rc = rb__world_fail(err, RB_EIO, "cannot listen on %s:%u: %s",
+                            cfg->host[0] ? cfg->host : "127.0.0.1", (unsigned)cfg->port,
+                            strerror(e));
+        if (err) {
+            err->cause = e;
+            err->cause_kind = "errno";
+        }
+        goto fail;
+    }
+    snprintf(w->url, sizeof(w->url), "http://%s:%u",
+             cfg->host[0] ? cfg->host : "127.0.0.1", (unsigned)w->port);
     if (pipe2(w->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         rc = rb__world_fail(err, RB_EIO, "cannot create a pipe: %s", strerror(errno));
         goto fail;

@@ -38,6 +38,9 @@ typedef void (*rb_world_entry_fn)(void *arg, const struct rb_world_entry *e);
 
 struct rb_world_config {
     uint16_t port;      /* 0: pick a free port (see rb_world_port()) */
+    char host[48];      /* numeric IPv4 address to listen on; "": 127.0.0.1. It
+                           need not exist yet (IP_FREEBIND): the host end of an
+                           agent's network namespace is made per attempt */
     uint64_t seed;      /* answers are a function of (seed, request) */
     int turns;          /* tool-call turns before the final answer (default 2) */
     int latency_ms;     /* fixed delay before each LLM answer (default 0) */
@@ -75,7 +78,8 @@ enum rb_err rb_world_config_load(const char *path, struct rb_world_config *cfg,
 struct rb_world;
 
 /*
- * Starts a world on 127.0.0.1:cfg->port (a free port when 0), with its own
+ * Starts a world on 127.0.0.1:cfg->port (a free port when 0; cfg->host in
+ * place of 127.0.0.1 when set), with its own
  * threads (one per connection, HTTP/1.1 keep-alive). `cfg` is copied. Opens
  * (truncating) the journal file when cfg->journal_path is set, and adds the
  * faults of cfg->faults.
@@ -91,7 +95,8 @@ enum rb_err rb_world_start(const struct rb_world_config *cfg, struct rb_world **
  * fine. */
 void rb_world_stop(struct rb_world *w);
 
-/* The root URL, "http://127.0.0.1:PORT" (no final slash); an OpenAI client's
+/* The root URL, "http://127.0.0.1:PORT" (or the host it listens on; no final
+ * slash); an OpenAI client's
  * base URL is this plus "/v1". Borrowed, valid until rb_world_stop(). */
 const char *rb_world_url(const struct rb_world *w);
 
