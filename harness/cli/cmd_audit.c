@@ -68,7 +68,7 @@ static const char help[] =
     "                      (N seconds), and the world's HTTP faults reset, stall,\n"
     "                      server_error, rate_limit, truncate, slow (N calls hit,\n"
     "                      1) and refused (for N ms, 1000)\n"
-    "                    TRIGGER: llm_call=K, tool_call=K, time_ms=T, step=N,\n"
+    "                    TRIGGER: llm_call=K, tool_call=K (K >= 1), time_ms=T, step=N,\n"
     "                      step=N+D (D ms into step N), start (HTTP faults)\n"
     "                    e.g. kill@llm_call=3  oom-kill@time_ms=800\n"
     "                    Default: kill in the middle of the golden trial (its\n"
@@ -250,7 +250,7 @@ static json_t *parse_fault(const char *spec, char *why, size_t size)
     trig = parse_trigger(at, &bad);
     if (bad) {
         say(why, size,
-            "bad fault '%s': unknown trigger '%s' (llm_call=K, tool_call=K, "
+            "bad fault '%s': bad trigger '%s' (llm_call=K, tool_call=K, "
             "time_ms=T, step=N, step=N+D, start)",
             spec, at);
         return NULL;
