@@ -281,7 +281,22 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
         ctx.tries = f.tries;
         ctx.last_error = f.last_error;
         rb_error_init(&ferr);
-        rb__event(run, "step.start", key, NULL);
+        if (f.tries > 0 && run->event_fd > 0) {
+            /* a retry: the failure it is handed, for the harness to see */
+            struct rb_buf ev;
+
+            rb_buf_init(&ev);
+            if (rb__buf_printf(&ev, "\"tries\":%d,\"last_error\":%s", f.tries,
+                               f.last_error && strlen(f.last_error) < 2048
+                                   ? f.last_error
+                                   : "null") == RB_OK)
+                rb__event(run, "step.start", key, (const char *)ev.data);
+            else
+                rb__event(run, "step.start", key, NULL);
+            rb_buf_release(&ev);
+        } else {
+            rb__event(run, "step.start", key, NULL);
+        }
         rc = fn(arg, &ctx, &result, &ferr);
         extra_ctx = run->fail_extra;
         run->fail_extra = NULL;

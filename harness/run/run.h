@@ -20,6 +20,73 @@
 #include <stdint.h>
 
 /* ------------------------------------------------------------------------
+ * The wire: what the agent asked the world (wire.c)
+ */
+
+/* One message of a chat request, as the world's journal digests it. */
+struct rb_wire_msg {
+    char role[16];   /* "system", "user", "assistant", "tool", ... */
+    char digest[17]; /* first 16 hex digits of the SHA-256 of its canonical JSON */
+};
+
+/* One LLM or tool request, from a line of the world's journal (world.jsonl). */
+struct rb_wire_req {
+    uint64_t seq;             /* the journal's number, 1, 2, ... in order of arrival */
+    int64_t t_ns;             /* when the world read it: rebound's CLOCK_MONOTONIC (the
+                                 world runs in rebound's process) */
+    int llm;                  /* 1: /v1/chat/completions; 0: a tool (/tools/NAME) */
+    char route[96];           /* the path */
+    char hash[65];            /* SHA-256 of the messages (chat) or arguments (tools);
+                                 "" when the body could not be read */
+    char model[64];           /* chat: the model asked, or "" */
+    int status;               /* HTTP status sent, 0 when none was */
+    int answered;             /* 1: status 200 and the whole answer sent */
+    int prompt_tokens;        /* chat: as the world counted them */
+    int completion_tokens;    /* chat: of the answer */
+    struct rb_wire_msg *msgs; /* owned: chat messages in order; NULL when the
+                                 journal has no digests (older worlds) */
+    size_t n_msgs;
+};
+
+/* A trial's requests at the world, in journal order. */
+struct rb_wire {
+    struct rb_wire_req *reqs; /* owned */
+    size_t n;                 /* requests */
+    size_t cap;               /* room in reqs */
+};
+
+/* Sets an empty wire; allocates nothing. */
+void rb_wire_init(struct rb_wire *w);
+
+/* Frees what the wire owns and leaves it empty. */
+void rb_wire_release(struct rb_wire *w);
+
+/*
+ * Reads the world's journal file `path` (JSON lines, docs/world.md) into *out
+ * (initialised by the caller): its LLM and tool requests; other routes and
+ * unreadable lines are skipped. RB_EIO when the file cannot be read, RB_ENOMEM;
+ * on error *out is unaltered.
+ */
+enum rb_err rb_wire_read(const char *path, struct rb_wire *out, struct rb_error *err);
+
+struct rb_trial;
+
+/*
+ * Fills the wire-side fields of trial `t` after it ran in t->dir: its
+ * requests from the world's journal (world.jsonl), the scenario's prices per
+ * 1k tokens, and the open escalation of its run in its store (store/), if
+ * any (a black box without a rebound store has none). rb_trial_run() calls
+ * it. RB_EIO or RB_ENOMEM when the journal cannot be read.
+ */
+enum rb_err rb_trial_read_wire(const struct rb_scenario *s, struct rb_trial *t,
+                               struct rb_error *err);
+
+/* Adds one journal line's request to *w (for tests and readers of other
+ * journals). RB_EINVAL when the line is not a journal entry of an LLM or tool
+ * request (nothing added), RB_ENOMEM. */
+enum rb_err rb_wire_add_line(struct rb_wire *w, const char *line);
+
+/* ------------------------------------------------------------------------
  * Trials
  */
 
@@ -60,6 +127,14 @@ struct rb_trial {
                         "random": the schedule's index), or NULL */
     char stdout_hash[RB_HASH_HEX_LEN + 1]; /* SHA-256 of the last attempt's stdout */
     int64_t stdout_bytes;                  /* its size */
+    /* scoring from the wire (H4) */
+    struct rb_wire wire;         /* owned: the requests in the world's journal */
+    double price_prompt;         /* the scenario's world.price_prompt, per 1k tokens */
+    double price_completion;     /* world.price_completion, per 1k tokens */
+    int escalated;               /* 1: the trial's store holds an open escalation of
+                                    the run (parked for a human); 0 none found */
+    int escalation_context;      /* 1: that escalation kept a context (JSON) */
+    char escalation_reason[256]; /* its reason, or "" */
 };
 
 /* Sets an empty trial; allocates nothing. */
@@ -132,6 +207,10 @@ struct rb_fault_score {
     int64_t restart_ms;  /* death -> the next attempt started */
     int64_t replay_ms;   /* start -> first step executed past the frontier */
     int64_t redo_ms;     /* that -> its commit */
+    int64_t recovery_first_request_ms; /* black-box recovery: injection (a fault
+                            with a duration: its end) -> the first LLM or tool
+                            request, of a later attempt when the fault ended
+                            one, not made before the fault; -1 when none came */
 };
 
 enum rb_outcome {
@@ -139,6 +218,7 @@ enum rb_outcome {
     RB_OUTCOME_DEGRADED,      /* done, context lost */
     RB_OUTCOME_FAILED,        /* not done: attempts exhausted, or it could not run */
     RB_OUTCOME_HUNG,          /* the deadline ran out */
+    RB_OUTCOME_ESCALATED,     /* not done: parked for a human, its context kept */
 };
 
 const char *rb_outcome_name(enum rb_outcome o);
@@ -151,7 +231,8 @@ struct rb_score {
     int steps_executed;      /* of this trial */
     int steps_redone;        /* executions beyond golden, in-flight ones apart */
     int inflight_lost;       /* steps in flight at a fault */
-    int context_preserved;   /* final stdout hash equals golden's */
+    int context_preserved;   /* final stdout hash equals golden's and no LLM
+                                request diverged from golden's */
     int64_t recovery_max_ms; /* largest recovery_ms, -1 when none */
     int64_t wall_ms;         /* this trial's wall time */
     int64_t golden_wall_ms;
@@ -160,10 +241,45 @@ struct rb_score {
     int side_effects;              /* tool calls that took effect at the world */
     int effects_doubled;           /* effects beyond the first of the same call */
     int effects_missing;           /* golden's effects that never took effect here */
-    int failure_context_delivered; /* every restart had REBOUND_LAST_FAILURE;
-                                      -1 when nothing restarted */
+    int failure_context_delivered; /* every restart had REBOUND_LAST_FAILURE and
+                                      every in-process retry was handed its
+                                      failure (docs/results.md); -1 when nothing
+                                      restarted nor was retried */
     int faults_fired;              /* faults injected */
     int faults_armed;              /* faults armed */
+
+    /* From the wire and the step events (H4). Step metrics (golden_steps,
+     * steps_executed, steps_redone, inflight_lost, each fault's inflight) are
+     * -1, unknown, when the agent wrote no step event at all (a black box). */
+    int steps_known;           /* 1: the faulted trial wrote step events */
+    int llm_calls;             /* LLM requests of this trial at the world */
+    int llm_golden_calls;      /* of the golden trial */
+    int llm_answered;          /* of them, answered (status 200, whole answer) */
+    int llm_golden_answered;   /* the golden trial's */
+    int llm_duplicated;        /* repeats of a request an earlier attempt made and
+                                  got an answer for (same model and messages), or
+                                  answered calls beyond golden's, whichever is more */
+    int64_t prompt_tokens;     /* of this trial's answered LLM calls */
+    int64_t completion_tokens; /* of them */
+    int64_t tokens_wasted;     /* prompt + completion tokens of the duplicated */
+    int64_t prompt_wasted;     /* of which prompt tokens */
+    int64_t completion_wasted; /* and completion tokens */
+    double cost_wasted;        /* at the trial's price per 1k tokens */
+    int tool_calls;            /* tool requests of this trial at the world */
+    int tool_golden_calls;     /* of the golden trial */
+    int tool_duplicated;       /* tool requests repeating one an earlier attempt
+                                  made and got an answer for */
+    int diverged;              /* 1: an LLM request matches no golden request */
+    int div_request;           /* its index among this trial's LLM requests */
+    int div_attempt;           /* the attempt that sent it */
+    int div_golden_request;    /* index of the closest golden request, or -1 */
+    int div_message;           /* index of the first message that differs */
+    char div_what[160];        /* "message 3 (role tool) differs" */
+    int retries_judged;        /* in-process retries judged for failure context */
+    int retries_blind;         /* of them, retries the failure did not reach */
+    char blind_what[160];      /* the first such: "task-006 retried with the same
+                                  memory (64 MiB) after an OOM" */
+    int restarts_blind;        /* restarts the failure did not reach */
 };
 
 /* Scores faulted trial `t` against `golden`. */

@@ -1,9 +1,12 @@
 /*
  * score.c - scoring of `rebound run`: a faulted trial against the golden one
- * of the same scenario and seed, from their event streams alone (the
- * supervisor's proc.* and fault.* events, the agent's step.* events, all on
- * rebound's monotonic clock), as ../shared/DESIGN.md defines the metrics;
- * the check of a scenario's `expect` block; and the results.json record.
+ * of the same scenario and seed, from their event streams (the supervisor's
+ * proc.* and fault.* events, the agent's step.* and task.* events, all on
+ * rebound's monotonic clock) and from the wire (the requests in the world's
+ * journal: LLM calls duplicated, tokens and cost wasted, the first point
+ * where the conversation diverged from golden's, black-box recovery to the
+ * first new request), as ../shared/DESIGN.md defines the metrics; the check
+ * of a scenario's `expect` block; and the results.json record.
  */
 #include "run.h"
 
@@ -23,6 +26,8 @@ const char *rb_outcome_name(enum rb_outcome o)
         return "failed";
     case RB_OUTCOME_HUNG:
         return "hung";
+    case RB_OUTCOME_ESCALATED:
+        return "escalated";
     }
     return "unknown";
 }
@@ -70,7 +75,367 @@ static int64_t json_int(const json_t *o, const char *key, int64_t dflt)
     return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
 }
 
+/* 1 when a proc.exit says the attempt ended by itself with status 0: the
+ * end of the work, not a death. */
+static int clean_exit(const struct rb_trial_event *e)
+{
+    return json_int(e->json, "exit_code", -1) == 0 && json_int(e->json, "signal", 0) == 0;
+}
+
+/* ---- the wire ------------------------------------------------------------------ */
+
+/* The attempt that was running at t_ns: proc.start events up to then. */
+static int attempt_at(const struct rb_trial *t, int64_t t_ns)
+{
+    size_t i;
+    int n = 0;
+
+    for (i = 0; i < t->n_events && t->events[i].t_ns <= t_ns; i++)
+        n += is(&t->events[i], "proc.start");
+    return n ? n : 1;
+}
+
+/* 1 when a and b are the same request: same route and body hash, and for
+ * the LLM the same model. Requests whose body could not be read match
+ * nothing. */
+static int same_req(const struct rb_wire_req *a, const struct rb_wire_req *b)
+{
+    return a->hash[0] && a->llm == b->llm && !strcmp(a->hash, b->hash) &&
+           !strcmp(a->route, b->route) && !strcmp(a->model, b->model);
+}
+
+static int cmp_req(const struct rb_wire_req *a, const struct rb_wire_req *b)
+{
+    int c = strcmp(a->hash, b->hash);
+
+    if (!c)
+        c = strcmp(a->route, b->route);
+    if (!c)
+        c = strcmp(a->model, b->model);
+    return c;
+}
+
+/* For qsort of request pointers: by request, then in journal order. */
+static int cmp_req_ptr(const void *x, const void *y)
+{
+    const struct rb_wire_req *a = *(const struct rb_wire_req *const *)x;
+    const struct rb_wire_req *b = *(const struct rb_wire_req *const *)y;
+    int c = cmp_req(a, b);
+
+    return c ? c : (a->seq > b->seq) - (a->seq < b->seq);
+}
+
+/* Pointers to the requests of `w` that are LLM requests (llm 1) or tool
+ * calls (llm 0), with a readable body, sorted by request; NULL when out of
+ * memory or none (*n 0). */
+static const struct rb_wire_req **sorted_reqs(const struct rb_wire *w, int llm, size_t *n)
+{
+    const struct rb_wire_req **v = w->n ? malloc(w->n * sizeof(*v)) : NULL;
+    size_t i;
+
+    *n = 0;
+    for (i = 0; v && i < w->n; i++)
+        if (w->reqs[i].llm == llm && w->reqs[i].hash[0])
+            v[(*n)++] = &w->reqs[i];
+    if (v)
+        qsort(v, *n, sizeof(*v), cmp_req_ptr);
+    return v;
+}
+
+/* 1 when request r is among the sorted requests v[0..n). */
+static int in_sorted(const struct rb_wire_req **v, size_t n, const struct rb_wire_req *r)
+{
+    size_t lo = 0, hi = n;
+
+    if (!r->hash[0])
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_req(v[mid], r);
+
+        if (c == 0)
+            return 1;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return 0;
+}
+
+/* How many times the sorted requests v[0..n) hold request r. */
+static int count_sorted(const struct rb_wire_req **v, size_t n,
+                        const struct rb_wire_req *r)
+{
+    size_t lo = 0, hi = n;
+    int c = 0;
+
+    while (lo < hi) { /* the first not below r */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (cmp_req(v[mid], r) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < n && cmp_req(v[lo], r) == 0; lo++)
+        c++;
+    return c;
+}
+
+/*
+ * Marks dup[i] for each request of `t` (LLM or tool, by `llm`) that repeats
+ * one an earlier attempt made and got an answer for, as far as `t` made it
+ * more often than `golden` did (a golden trial may ask the same twice).
+ * Returns how many, or -1 when out of memory.
+ */
+static int mark_repeats(const struct rb_trial *golden, const struct rb_trial *t, int llm,
+                        char *dup)
+{
+    const struct rb_wire_req **v, **gv;
+    size_t n, gn, i, start;
+    int count = 0;
+
+    v = sorted_reqs(&t->wire, llm, &n);
+    gv = sorted_reqs(&golden->wire, llm, &gn);
+    if ((!v && t->wire.n) || (!gv && golden->wire.n)) {
+        free(v);
+        free(gv);
+        return -1;
+    }
+    for (start = 0; start < n;) {
+        int first_answered = 0; /* earliest attempt that got this answered */
+        int beyond;             /* times made beyond golden's */
+        size_t end = start;
+
+        while (end < n && same_req(v[start], v[end]))
+            end++;
+        beyond = (int)(end - start) - count_sorted(gv, gn, v[start]);
+        for (i = start; i < end && beyond > 0; i++) {
+            int a = attempt_at(t, v[i]->t_ns);
+
+            if (first_answered && a > first_answered) {
+                dup[v[i] - t->wire.reqs] = 1;
+                count++;
+                beyond--;
+            }
+            if (v[i]->answered && (!first_answered || a < first_answered))
+                first_answered = a;
+        }
+        start = end;
+    }
+    free(v);
+    free(gv);
+    return count;
+}
+
+/* LLM calls, their tokens, and the ones duplicated: repeats of answered
+ * requests of an earlier attempt (beyond golden's own repeats), then, when the trial got
+ * more answers than golden did, its earliest answered calls that match no golden request,
+ * up to that surplus (an agent whose requests never repeat exactly). Tool calls by the
+ * first rule alone. */
+static void score_calls(const struct rb_trial *golden, const struct rb_trial *t,
+                        struct rb_score *out)
+{
+    const struct rb_wire_req **gv = NULL;
+    char *dup = t->wire.n ? calloc(t->wire.n, 1) : NULL;
+    size_t i, gn = 0;
+    int surplus, extra = 0, exact;
+
+    for (i = 0; i < golden->wire.n; i++) {
+        const struct rb_wire_req *r = &golden->wire.reqs[i];
+
+        if (r->llm) {
+            out->llm_golden_calls++;
+            out->llm_golden_answered += r->answered;
+        } else {
+            out->tool_golden_calls++;
+        }
+    }
+    for (i = 0; i < t->wire.n; i++) {
+        const struct rb_wire_req *r = &t->wire.reqs[i];
+
+        if (!r->llm) {
+            out->tool_calls++;
+            continue;
+        }
+        out->llm_calls++;
+        if (r->answered) {
+            out->llm_answered++;
+            out->prompt_tokens += r->prompt_tokens;
+            out->completion_tokens += r->completion_tokens;
+        }
+    }
+    if (!dup)
+        return; /* no requests, or out of memory: nothing found duplicated */
+    out->tool_duplicated = mark_repeats(golden, t, 0, dup);
+    if (out->tool_duplicated < 0)
+        out->tool_duplicated = 0;
+    memset(dup, 0, t->wire.n);
+    exact = mark_repeats(golden, t, 1, dup);
+    if (exact < 0)
+        exact = 0;
+    surplus = out->llm_answered - out->llm_golden_answered;
+    if (surplus > exact)
+        gv = sorted_reqs(&golden->wire, 1, &gn);
+    for (i = 0; i < t->wire.n && surplus > exact + extra && (gv || gn == 0); i++) {
+        const struct rb_wire_req *r = &t->wire.reqs[i];
+
+        if (r->llm && r->answered && !dup[i] && !in_sorted(gv, gn, r)) {
+            dup[i] = 1;
+            extra++;
+        }
+    }
+    out->llm_duplicated = exact + extra;
+    for (i = 0; i < t->wire.n; i++) {
+        if (!dup[i] || !t->wire.reqs[i].llm)
+            continue;
+        out->prompt_wasted += t->wire.reqs[i].prompt_tokens;
+        out->completion_wasted += t->wire.reqs[i].completion_tokens;
+    }
+    out->tokens_wasted = out->prompt_wasted + out->completion_wasted;
+    out->cost_wasted = (double)out->prompt_wasted / 1000.0 * t->price_prompt +
+                       (double)out->completion_wasted / 1000.0 * t->price_completion;
+    free(gv);
+    free(dup);
+}
+
+/* Messages a and b have in common from the start. */
+static size_t common_prefix(const struct rb_wire_req *a, const struct rb_wire_req *b)
+{
+    size_t i;
+
+    for (i = 0; i < a->n_msgs && i < b->n_msgs; i++)
+        if (strcmp(a->msgs[i].role, b->msgs[i].role) ||
+            strcmp(a->msgs[i].digest, b->msgs[i].digest))
+            break;
+    return i;
+}
+
+/* Says how faulted request r differs from golden request g (its closest). */
+static void describe_divergence(const struct rb_wire_req *r, const struct rb_wire_req *g,
+                                struct rb_score *out)
+{
+    size_t k;
+
+    if (!g || !r->msgs) {
+        out->div_message = -1;
+        snprintf(out->div_what, sizeof(out->div_what),
+                 "its messages match no golden request (the journal has no message "
+                 "digests to say which differs)");
+        return;
+    }
+    k = common_prefix(r, g);
+    out->div_message = (int)k;
+    if (k < r->n_msgs)
+        snprintf(out->div_what, sizeof(out->div_what), "message %zu (role %s) differs", k,
+                 r->msgs[k].role);
+    else if (k < g->n_msgs)
+        snprintf(out->div_what, sizeof(out->div_what),
+                 "message %zu (role %s) missing: %zu messages, golden's had %zu", k,
+                 g->msgs[k].role, r->n_msgs, g->n_msgs);
+    else
+        snprintf(out->div_what, sizeof(out->div_what),
+                 "the model differs: '%.60s', golden's '%.60s'", r->model, g->model);
+}
+
+/*
+ * The first point of divergence: the first LLM request of `t` (journal
+ * order) that matches no golden request exactly (same model and messages).
+ * Matched as a multiset without regard to order: parallel threads interleave
+ * differently in every trial, and a request repeated after a restart is a
+ * duplicated call, not a lost context.
+ */
+static void score_divergence(const struct rb_trial *golden, const struct rb_trial *t,
+                             struct rb_score *out)
+{
+    const struct rb_wire_req **gv;
+    size_t gn, i, j;
+    int k = 0;
+
+    out->div_request = out->div_attempt = out->div_golden_request = out->div_message = -1;
+    gv = sorted_reqs(&golden->wire, 1, &gn);
+    if (!gv && golden->wire.n)
+        return;
+    for (i = 0; i < t->wire.n; i++) {
+        const struct rb_wire_req *r = &t->wire.reqs[i], *best = NULL;
+        size_t best_len = 0, best_gap = (size_t)-1;
+        int gk = 0, best_k = -1;
+
+        if (!r->llm)
+            continue;
+        if (!r->hash[0] || in_sorted(gv, gn, r)) {
+            k++;
+            continue;
+        }
+        /* the closest golden request: the longest common prefix of messages,
+         * then the nearest in length, then the earliest */
+        for (j = 0; j < golden->wire.n; j++) {
+            const struct rb_wire_req *g = &golden->wire.reqs[j];
+            size_t len, gap;
+
+            if (!g->llm)
+                continue;
+            len = common_prefix(r, g);
+            gap = g->n_msgs > r->n_msgs ? g->n_msgs - r->n_msgs : r->n_msgs - g->n_msgs;
+            if (!best || len > best_len || (len == best_len && gap < best_gap)) {
+                best = g;
+                best_len = len;
+                best_gap = gap;
+                best_k = gk;
+            }
+            gk++;
+        }
+        out->diverged = 1;
+        out->div_request = k;
+        out->div_attempt = attempt_at(t, r->t_ns);
+        out->div_golden_request = best_k;
+        describe_divergence(r, best, out);
+        break;
+    }
+    free(gv);
+}
+
+/* Black-box recovery of the fault injected at event index k, whose clock
+ * starts at base_ns: the first request not made before the injection, in a
+ * later attempt when the fault ended its attempt (`died`). */
+static int64_t first_new_request(const struct rb_trial *t, size_t k, int64_t base_ns,
+                                 int died)
+{
+    int64_t inj = t->events[k].t_ns;
+    int fault_attempt = attempt_at(t, inj);
+    size_t i, j;
+
+    for (i = 0; i < t->wire.n; i++) {
+        const struct rb_wire_req *r = &t->wire.reqs[i];
+        int seen = 0;
+
+        if (r->t_ns < base_ns || r->t_ns < inj)
+            continue;
+        if (died && attempt_at(t, r->t_ns) <= fault_attempt)
+            continue;
+        for (j = 0; j < t->wire.n && !seen; j++)
+            seen = t->wire.reqs[j].t_ns < inj && same_req(&t->wire.reqs[j], r);
+        if (!seen)
+            return ms(r->t_ns - base_ns);
+    }
+    return -1;
+}
+
 #define MAX_OPEN 256 /* steps in flight at once that are told apart */
+
+/* When the fault injected at event k ended: its fault.heal (a fault with a
+ * duration), else the injection. */
+static int64_t heal_of(const struct rb_trial *t, size_t k, int64_t fault_index)
+{
+    size_t i;
+
+    for (i = k + 1; i < t->n_events; i++)
+        if (is(&t->events[i], "fault.heal") &&
+            json_int(t->events[i].json, "fault", -2) == fault_index)
+            return t->events[i].t_ns;
+    return t->events[k].t_ns;
+}
 
 /* Scores the fault injected at event index k. */
 static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_score *f)
@@ -84,6 +449,7 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
 
     memset(f, 0, sizeof(*f));
     f->recovery_ms = f->detect_ms = f->restart_ms = f->replay_ms = f->redo_ms = -1;
+    f->recovery_first_request_ms = -1;
     s = json_string_value(json_object_get(inj->json, "form"));
     snprintf(f->form, sizeof(f->form), "%s", s ? s : "?");
     s = json_string_value(json_object_get(inj->json, "trigger"));
@@ -135,7 +501,7 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
         if (is(e, "fault.heal") && json_int(e->json, "fault", -2) == fault_index &&
             death < 0) {
             base = e->t_ns; /* a fault with a duration: from its end */
-        } else if (is(e, "proc.exit") && death < 0) {
+        } else if (is(e, "proc.exit") && death < 0 && !clean_exit(e)) {
             death = json_int(e->json, "exit_t", e->t_ns);
             f->detect_ms = ms(death - inj->t_ns);
         } else if (is(e, "proc.start") && death >= 0 && start < 0) {
@@ -156,6 +522,122 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
             break;
         }
     }
+    f->recovery_first_request_ms =
+        first_new_request(t, k, heal_of(t, k, fault_index), death >= 0);
+}
+
+/* ---- failure context ----------------------------------------------------------- */
+
+#define MAX_PENDING 64 /* failed steps awaiting their retry that are told apart */
+
+/* A step that failed and has not been tried again yet. */
+struct pending {
+    const char *step; /* borrowed from the event */
+    int oom;          /* its task ended OOM-killed */
+    int64_t limit;    /* the task's memory limit then, bytes */
+};
+
+static struct pending *find_pending(struct pending *p, size_t n, const char *step)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (!strcmp(p[i].step, step))
+            return &p[i];
+    return NULL;
+}
+
+static void blind(struct rb_score *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Counts a retry the failure did not reach, and says what the first was. */
+static void blind(struct rb_score *out, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (out->retries_blind++ == 0) {
+        va_start(ap, fmt);
+        vsnprintf(out->blind_what, sizeof(out->blind_what), fmt, ap);
+        va_end(ap);
+    }
+}
+
+/*
+ * Judges whether each in-process retry was handed the failure before it:
+ * - a task step whose task ended OOM-killed, tried again (in the same attempt
+ *   or a later one): reached when the retry's task.start asks for a larger
+ *   memory limit than the one that was killed;
+ * - any other step that failed (step.fail) and started again: reached when
+ *   the step.start carries the recorded failure (`last_error`, as librebound
+ *   writes it on a retry); not judged when it carries no `tries` (a writer
+ *   that does not say);
+ * - an LLM or tool call retried inside its step (step.retry): reached when
+ *   the event carries the failure's `reason`.
+ */
+static void judge_retries(const struct rb_trial *t, struct rb_score *out)
+{
+    struct pending p[MAX_PENDING], *q;
+    size_t n = 0, i;
+
+    for (i = 0; i < t->n_events; i++) {
+        const struct rb_trial_event *e = &t->events[i];
+
+        if (!e->step)
+            continue;
+        q = find_pending(p, n, e->step);
+        if (is(e, "task.end") || is(e, "step.fail")) {
+            const char *outcome = json_string_value(json_object_get(e->json, "outcome"));
+
+            if (!q && n < MAX_PENDING) {
+                q = &p[n++];
+                memset(q, 0, sizeof(*q));
+                q->step = e->step;
+            }
+            if (q && is(e, "task.end") && outcome && !strcmp(outcome, "oom")) {
+                q->oom = 1;
+                q->limit = json_int(e->json, "limit", 0);
+            }
+            if (q && is(e, "task.end") && outcome && !strcmp(outcome, "ok"))
+                *q = p[--n]; /* it passed: nothing to retry */
+        } else if (is(e, "task.start") && q && q->oom) {
+            int64_t limit = json_int(e->json, "limit", 0);
+
+            out->retries_judged++;
+            if (limit <= q->limit)
+                blind(out,
+                      "%s retried with %lld MiB after an OOM at %lld MiB (the failure "
+                      "did not reach the retry)",
+                      e->step, (long long)(limit >> 20), (long long)(q->limit >> 20));
+            *q = p[--n];
+        } else if (is(e, "step.start") && q && !q->oom) {
+            json_t *tries = json_object_get(e->json, "tries");
+
+            if (json_is_integer(tries) && json_integer_value(tries) > 0) {
+                out->retries_judged++;
+                if (!json_is_object(json_object_get(e->json, "last_error")))
+                    blind(out, "%s retried without its last failure", e->step);
+            }
+            *q = p[--n];
+        } else if (is(e, "step.retry")) {
+            out->retries_judged++;
+            if (!json_is_string(json_object_get(e->json, "reason")))
+                blind(out, "%s: a call retried without the failure's reason", e->step);
+        } else if (is(e, "step.commit") || is(e, "step.replay") || is(e, "step.cached")) {
+            if (q)
+                *q = p[--n];
+        }
+    }
+}
+
+/* 1 when the trial wrote any step event (the agent is not a black box). */
+static int has_steps(const struct rb_trial *t)
+{
+    size_t i;
+
+    for (i = 0; i < t->n_events; i++)
+        if (!strncmp(t->events[i].kind, "step.", 5))
+            return 1;
+    return 0;
 }
 
 void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
@@ -188,10 +670,20 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
             continue;
         restarts++;
         lf = json_object_get(e->json, "last_failure");
-        delivered += lf && !json_is_null(lf) &&
-                     !(json_is_string(lf) && json_string_length(lf) == 0);
+        if (lf && !json_is_null(lf) &&
+            !(json_is_string(lf) && json_string_length(lf) == 0))
+            delivered++;
+        else if (!out->blind_what[0])
+            snprintf(out->blind_what, sizeof(out->blind_what),
+                     "attempt %lld started without REBOUND_LAST_FAILURE",
+                     (long long)json_int(e->json, "attempt", 0));
     }
-    out->failure_context_delivered = restarts ? delivered == restarts : -1;
+    out->restarts_blind = restarts - delivered;
+    judge_retries(t, out);
+    out->failure_context_delivered =
+        restarts || out->retries_judged
+            ? out->restarts_blind == 0 && out->retries_blind == 0
+            : -1;
     if (t->effects) {
         const char *key;
         json_t *v;
@@ -213,13 +705,27 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
                 out->effects_missing++;
         }
     }
-    out->golden_steps = count_kind(golden, "step.start");
-    out->steps_executed = count_kind(t, "step.start");
-    out->steps_redone = out->steps_executed - out->golden_steps - out->inflight_lost;
-    if (out->steps_redone < 0)
-        out->steps_redone = 0;
+    out->steps_known = has_steps(t);
+    if (out->steps_known) {
+        out->golden_steps = count_kind(golden, "step.start");
+        out->steps_executed = count_kind(t, "step.start");
+        out->steps_redone = out->steps_executed - out->golden_steps - out->inflight_lost;
+        if (out->steps_redone < 0)
+            out->steps_redone = 0;
+    } else {
+        /* a black box: what it redid cannot be told from steps it never named */
+        out->golden_steps = out->steps_executed = out->steps_redone = -1;
+        out->inflight_lost = -1;
+        for (i = 0; i < out->n_faults; i++) {
+            out->faults[i].inflight = -1;
+            out->faults[i].inflight_step[0] = '\0';
+        }
+    }
+    score_calls(golden, t, out);
+    score_divergence(golden, t, out);
     out->context_preserved = golden->completed && t->completed &&
-                             strcmp(golden->stdout_hash, t->stdout_hash) == 0;
+                             strcmp(golden->stdout_hash, t->stdout_hash) == 0 &&
+                             !out->diverged;
     out->wall_ms = ms(t->end_ns - t->start_ns);
     out->golden_wall_ms = ms(golden->end_ns - golden->start_ns);
     out->time_lost_ms = out->wall_ms - out->golden_wall_ms - t->fault_time_ms;
@@ -228,6 +734,8 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
     else if (t->completed)
         out->outcome =
             out->context_preserved ? RB_OUTCOME_RECOVERED : RB_OUTCOME_DEGRADED;
+    else if (t->escalated == 1 && t->escalation_context)
+        out->outcome = RB_OUTCOME_ESCALATED;
     else
         out->outcome = RB_OUTCOME_FAILED;
 }
@@ -291,17 +799,29 @@ int rb_score_check(const struct rb_scenario *s, const struct rb_score *sc, int64
         strcmp(rb_scenario_outcome_name(x->outcome), rb_outcome_name(sc->outcome)))
         add_why(why, size, "outcome: %s, expected %s", rb_outcome_name(sc->outcome),
                 rb_scenario_outcome_name(x->outcome));
+    if (x->max_steps_redone >= 0 && sc->steps_redone < 0)
+        add_why(why, size,
+                "steps_redone unknown (the agent wrote no step events), expected at most "
+                "%lld",
+                (long long)x->max_steps_redone);
     if (x->max_steps_redone >= 0 && sc->steps_redone > x->max_steps_redone)
         add_why(why, size, "steps_redone %d > max_steps_redone %lld", sc->steps_redone,
                 (long long)x->max_steps_redone);
-    if (x->context_preserved >= 0 && sc->context_preserved != x->context_preserved)
+    if (x->context_preserved >= 0 && sc->context_preserved != x->context_preserved &&
+        sc->diverged)
+        add_why(why, size,
+                "context_preserved %s, expected %s: request %d (attempt %d): %s",
+                yes_no(sc->context_preserved), yes_no(x->context_preserved),
+                sc->div_request, sc->div_attempt, sc->div_what);
+    else if (x->context_preserved >= 0 && sc->context_preserved != x->context_preserved)
         add_why(why, size, "context_preserved %s, expected %s",
                 yes_no(sc->context_preserved), yes_no(x->context_preserved));
     if (x->failure_context_delivered >= 0 && sc->failure_context_delivered >= 0 &&
         sc->failure_context_delivered != x->failure_context_delivered)
-        add_why(why, size, "failure_context_delivered %s, expected %s",
+        add_why(why, size, "failure_context_delivered %s, expected %s%s%s",
                 yes_no(sc->failure_context_delivered),
-                yes_no(x->failure_context_delivered));
+                yes_no(x->failure_context_delivered), sc->blind_what[0] ? ": " : "",
+                sc->blind_what);
     if (x->side_effects_exactly_once == 1 && (sc->effects_doubled || sc->effects_missing))
         add_why(why, size,
                 "side effects not exactly once: %d doubled, %d missing, expected "
@@ -357,6 +877,53 @@ static json_t *trial_json(const struct rb_trial *t)
         "stdout_bytes", (json_int_t)t->stdout_bytes, "events", timeline(t));
 }
 
+static json_t *int_or_null(int v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+/* The LLM calls of the trial: "llm" in the record. */
+static json_t *llm_json(const struct rb_score *sc)
+{
+    return json_pack("{s:i, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:f, s:I, s:I}", "calls",
+                     sc->llm_calls, "golden_calls", sc->llm_golden_calls, "answered",
+                     sc->llm_answered, "golden_answered", sc->llm_golden_answered,
+                     "duplicated", sc->llm_duplicated, "tokens_wasted",
+                     (json_int_t)sc->tokens_wasted, "prompt_tokens_wasted",
+                     (json_int_t)sc->prompt_wasted, "completion_tokens_wasted",
+                     (json_int_t)sc->completion_wasted, "cost_wasted", sc->cost_wasted,
+                     "prompt_tokens", (json_int_t)sc->prompt_tokens, "completion_tokens",
+                     (json_int_t)sc->completion_tokens);
+}
+
+static json_t *divergence_json(const struct rb_score *sc)
+{
+    if (!sc->diverged)
+        return json_null();
+    return json_pack("{s:i, s:i, s:o, s:o, s:s}", "request", sc->div_request, "attempt",
+                     sc->div_attempt, "golden_request",
+                     int_or_null(sc->div_golden_request), "message",
+                     int_or_null(sc->div_message), "what", sc->div_what);
+}
+
+static json_t *escalation_json(const struct rb_trial *t)
+{
+    if (t->escalated != 1)
+        return json_null();
+    return json_pack("{s:s, s:b}", "reason", t->escalation_reason, "context_kept",
+                     t->escalation_context);
+}
+
+/* How the failure-context verdict was reached. */
+static json_t *failure_json(const struct rb_score *sc, const struct rb_trial *t)
+{
+    return json_pack("{s:i, s:i, s:i, s:i, s:o}", "restarts",
+                     t->attempts > 0 ? t->attempts - 1 : 0, "restarts_blind",
+                     sc->restarts_blind, "retries", sc->retries_judged, "retries_blind",
+                     sc->retries_blind, "first_blind",
+                     sc->blind_what[0] ? json_string(sc->blind_what) : json_null());
+}
+
 json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden,
                       const struct rb_trial *t, const struct rb_score *sc)
 {
@@ -368,36 +935,50 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
 
         json_array_append_new(
             faults,
-            json_pack("{s:s, s:s, s:o, s:f, s:i, s:o, s:o, s:o, s:o, s:o, s:o}", "form",
-                      f->form, "trigger", f->trigger, "mechanism",
+            json_pack("{s:s, s:s, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+                      "form", f->form, "trigger", f->trigger, "mechanism",
                       f->mechanism[0] ? json_string(f->mechanism) : json_null(),
                       "inject_ms", (double)(f->inject_ns - t->start_ns) / 1e6, "inflight",
-                      f->inflight, "inflight_step",
-                      f->inflight ? json_string(f->inflight_step) : json_null(),
+                      int_or_null(f->inflight), "inflight_step",
+                      f->inflight > 0 ? json_string(f->inflight_step) : json_null(),
                       "recovery_ms", ms_or_null(f->recovery_ms), "detect_ms",
                       ms_or_null(f->detect_ms), "restart_ms", ms_or_null(f->restart_ms),
                       "replay_ms", ms_or_null(f->replay_ms), "redo_ms",
-                      ms_or_null(f->redo_ms)));
+                      ms_or_null(f->redo_ms), "recovery_first_request_ms",
+                      ms_or_null(f->recovery_first_request_ms)));
     }
     rec = json_pack(
-        "{s:s, s:o, s:I, s:s, s:s, s:i, s:I, s:o, s:o, s:i, s:i, s:i, s:i,"
-        " s:{s:b, s:s, s:s, s:s}, s:{s:i, s:i, s:i, s:b}, s:o, s:I, s:I, s:I, s:o, s:o}",
+        "{s:s, s:o, s:I, s:s, s:s, s:i, s:I, s:o, s:o, s:o, s:o, s:o, s:o,"
+        " s:{s:b, s:s, s:s, s:s, s:o}, s:{s:i, s:i, s:i, s:b}, s:o, s:I, s:I, s:I, s:o, "
+        "s:o}",
         "scenario", s->name, "file", s->path ? json_string(s->path) : json_null(), "seed",
         (json_int_t)t->seed, "trial", "faulted", "outcome", rb_outcome_name(sc->outcome),
         "faults_fired", t->injected, "faults_armed", (json_int_t)t->n_armed, "faults",
         faults, "recovery_ms", ms_or_null(sc->recovery_max_ms), "steps_redone",
-        sc->steps_redone, "inflight_lost", sc->inflight_lost, "steps_executed",
-        sc->steps_executed, "golden_steps", sc->golden_steps, "context", "preserved",
-        sc->context_preserved, "compared",
-        "sha256 of the agent's stdout in its last attempt, against the golden trial's",
-        "sha256", t->stdout_hash, "golden_sha256", golden->stdout_hash, "side_effects",
-        "total", sc->side_effects, "doubled", sc->effects_doubled, "missing",
-        sc->effects_missing, "exactly_once", !sc->effects_doubled && !sc->effects_missing,
-        "failure_context_delivered",
+        int_or_null(sc->steps_redone), "inflight_lost", int_or_null(sc->inflight_lost),
+        "steps_executed", int_or_null(sc->steps_executed), "golden_steps",
+        int_or_null(sc->golden_steps), "context", "preserved", sc->context_preserved,
+        "compared",
+        "sha256 of the agent's stdout in its last attempt, against the golden trial's; "
+        "and every LLM request's model and messages, against the golden trial's",
+        "sha256", t->stdout_hash, "golden_sha256", golden->stdout_hash, "divergence",
+        divergence_json(sc), "side_effects", "total", sc->side_effects, "doubled",
+        sc->effects_doubled, "missing", sc->effects_missing, "exactly_once",
+        !sc->effects_doubled && !sc->effects_missing, "failure_context_delivered",
         sc->failure_context_delivered < 0 ? json_null()
                                           : json_boolean(sc->failure_context_delivered),
         "wall_ms", (json_int_t)sc->wall_ms, "golden_wall_ms",
         (json_int_t)sc->golden_wall_ms, "time_lost_ms", (json_int_t)sc->time_lost_ms,
         "faulted", trial_json(t), "golden", trial_json(golden));
+    if (!rec)
+        return NULL;
+    json_object_set_new(rec, "llm", llm_json(sc));
+    json_object_set_new(rec, "tools",
+                        json_pack("{s:i, s:i, s:i}", "calls", sc->tool_calls,
+                                  "golden_calls", sc->tool_golden_calls, "duplicated",
+                                  sc->tool_duplicated));
+    json_object_set_new(rec, "failure_context", failure_json(sc, t));
+    json_object_set_new(rec, "escalation", escalation_json(t));
+    json_object_set_new(rec, "steps_known", json_boolean(sc->steps_known));
     return rec;
 }

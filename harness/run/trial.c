@@ -70,6 +70,7 @@ void rb_trial_release(struct rb_trial *t)
     free(t->events);
     json_decref(t->effects);
     json_decref(t->drawn);
+    rb_wire_release(&t->wire);
     rb_trial_init(t);
 }
 
@@ -1157,6 +1158,7 @@ out:
     if (world && rc == RB_OK) {
         snprintf(path, sizeof(path), "%s/world.jsonl", dir);
         out->effects = read_effects(path); /* the journal is whole now */
+        rc = rb_trial_read_wire(s, out, err);
     }
     rb_sup_free(sup);
     rb_netns_free(netns); /* after the supervisor: it wired the link per attempt */

@@ -80,6 +80,14 @@ enum rb_err rb_trial_save(const struct rb_trial *t, const char *path,
         "stdout_bytes", (json_int_t)t->stdout_bytes, "events", events);
     if (!root)
         goto nomem;
+    /* the wire's side (H4): its requests are re-read from the world's
+     * journal in the trial's folder on load */
+    if (json_object_update_new(
+            root, json_pack("{s:f, s:f, s:i, s:i, s:s}", "price_prompt", t->price_prompt,
+                            "price_completion", t->price_completion, "escalated",
+                            t->escalated, "escalation_context", t->escalation_context,
+                            "escalation_reason", t->escalation_reason)) != 0)
+        goto nomem;
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         rc = fail(err, RB_EINVAL, "path too long: '%s'", path);
         goto out;
@@ -151,6 +159,7 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     struct rb_trial t;
     json_error_t jerr;
     json_t *root, *triggers, *effects;
+    char journal[4200];
     enum rb_err rc = RB_OK;
     size_t i;
 
@@ -195,6 +204,18 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     if (load_events(json_object_get(root, "events"), &t) != 0) {
         rc = fail(err, RB_EINVAL, "'%s': an event is malformed (or out of memory)", path);
         goto out;
+    }
+    t.price_prompt = json_number_value(json_object_get(root, "price_prompt"));
+    t.price_completion = json_number_value(json_object_get(root, "price_completion"));
+    t.escalated = (int)get_int(root, "escalated");
+    t.escalation_context = (int)get_int(root, "escalation_context");
+    get_str(root, "escalation_reason", t.escalation_reason, sizeof(t.escalation_reason));
+    if (snprintf(journal, sizeof(journal), "%s/world.jsonl", t.dir) <
+            (int)sizeof(journal) &&
+        access(journal, F_OK) == 0) {
+        rc = rb_wire_read(journal, &t.wire, err);
+        if (rc != RB_OK)
+            goto out;
     }
     *out = t;
     rb_trial_init(&t);

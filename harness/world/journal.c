@@ -2,7 +2,10 @@
  * journal.c - the world's journal: one entry per request and its response,
  * with monotonic timestamps, the hash of the request's message history and
  * whether an earlier request had the same one. Kept in memory for the scorer
- * and, on request, written as JSON lines as each exchange ends.
+ * and, on request, written as JSON lines as each exchange ends; a chat
+ * request's line also names its model and a digest of each message (role
+ * and hash), so a scorer can tell which message of a conversation differs
+ * from another trial's without the bodies.
  */
 #include "internal.h"
 
@@ -182,6 +185,58 @@ static enum rb_err add_bodies(struct rb_buf *line, const struct rb_buf *request,
     return rc;
 }
 
+/* The digest of one message: the first 16 hex digits of the SHA-256 of its
+ * canonical JSON. */
+#define MSG_DIGEST_LEN 16
+
+/* Replaces the final "}\n" of a chat request's line with its model and the
+ * digest of each message, ["role", "digest"], then "}\n". Leaves the line as
+ * it was when the body is not a chat request it can read, or out of memory. */
+static void add_conversation(struct rb_buf *line, const struct rb_buf *request)
+{
+    json_t *req, *msgs, *m;
+    const char *model, *role;
+    char hex[RB_HASH_HEX_LEN + 1];
+    size_t len0 = line->len, i;
+    enum rb_err rc = RB_OK;
+
+    if (!request || !request->len)
+        return;
+    req = json_loadb((const char *)request->data, request->len, 0, NULL);
+    msgs = json_object_get(req, "messages");
+    model = json_string_value(json_object_get(req, "model"));
+    if (!json_is_array(msgs) || !model)
+        goto out;
+    line->len -= 2;
+    rc = rb__world_lit(line, ",\"model\":");
+    if (rc == RB_OK)
+        rc = json_str(line, model);
+    if (rc == RB_OK)
+        rc = rb__world_lit(line, ",\"messages\":[");
+    json_array_foreach(msgs, i, m)
+    {
+        if (rc != RB_OK)
+            break;
+        role = json_string_value(json_object_get(m, "role"));
+        rc = rb__world_hash_json(m, hex);
+        if (rc == RB_OK)
+            rc = rb__world_lit(line, i ? ",[" : "[");
+        if (rc == RB_OK)
+            rc = json_str(line, role ? role : "");
+        if (rc == RB_OK)
+            rc = rb__world_printf(line, ",\"%.*s\"]", MSG_DIGEST_LEN, hex);
+    }
+    if (rc == RB_OK)
+        rc = rb__world_lit(line, "]}\n");
+    if (rc != RB_OK) { /* out of memory: the line as it was */
+        memcpy(line->data + len0 - 2, "}\n", 2);
+        line->len = len0;
+        line->data[len0] = '\0';
+    }
+out:
+    json_decref(req);
+}
+
 void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int completed,
                            const struct rb_buf *request, const struct rb_buf *response)
 {
@@ -198,10 +253,14 @@ void rb__world_journal_end(struct rb_world *w, size_t idx, int status, int compl
     if (!j->file || j->file_error)
         return;
     rb_buf_init(&line);
-    if (rb_world_entry_json(e, &line) == RB_OK &&
-        (!w->cfg.journal_bodies || add_bodies(&line, request, response) == RB_OK) &&
+    if (rb_world_entry_json(e, &line) != RB_OK)
+        goto out;
+    if (strncmp(e->route, "/v1/chat/completions", 20) == 0)
+        add_conversation(&line, request);
+    if ((!w->cfg.journal_bodies || add_bodies(&line, request, response) == RB_OK) &&
         (fwrite(line.data, 1, line.len, j->file) != line.len || fflush(j->file) != 0))
         j->file_error = errno ? errno : EIO;
+out:
     rb_buf_release(&line);
 }
 
