@@ -80,6 +80,7 @@ struct suite {
     json_t *pool;      /* all faulted records, for the suite's baseline */
     json_t *pool_base; /* all baseline records */
     int progress_shown;
+    char progress_line[200]; /* as last drawn */
 };
 
 static int64_t now_ns(void)
@@ -358,6 +359,7 @@ static void progress_clear(struct suite *su)
 static void progress_show(struct suite *su)
 {
     const char *what = "";
+    char line[sizeof(su->progress_line)];
     size_t i;
 
     if (!su->o->progress)
@@ -367,10 +369,15 @@ static void progress_show(struct suite *su)
             what = su->o->scenarios[su->jobs[i].scen]->name;
             break;
         }
-    fprintf(stderr, "\r\033[K[%zu/%zu scenarios, %d/%zu trials, %d failed, %llds] %s%s",
-            su->scen_done, su->o->n, su->done, su->n_jobs, su->failures,
-            (long long)((now_ns() - su->start_ns) / 1000000000),
-            su->stop ? "stopping " : "", what);
+    snprintf(line, sizeof(line),
+             "[%zu/%zu scenarios, %d/%zu trials, %d failed, %llds] %s%s", su->scen_done,
+             su->o->n, su->done, su->n_jobs, su->failures,
+             (long long)((now_ns() - su->start_ns) / 1000000000),
+             su->stop ? "stopping " : "", what);
+    if (su->progress_shown && !strcmp(line, su->progress_line))
+        return; /* unchanged */
+    snprintf(su->progress_line, sizeof(su->progress_line), "%s", line);
+    fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
     su->progress_shown = 1;
 }
@@ -989,7 +996,17 @@ enum rb_err rb_suite_run(const struct rb_suite_opts *o, json_t **results,
     sigaddset(&worker_mask, SIGTERM);
     sigaddset(&worker_mask, SIGHUP);
     sigdelset(&worker_mask, SIGCHLD);
+    /* A stop signal ignored when we started (a background job of a script
+     * ignores SIGINT) stays ignored. */
     waitset = block;
+    for (i = 0; i < 3; i++) {
+        static const int stops[3] = {SIGINT, SIGTERM, SIGHUP};
+        struct sigaction sa;
+
+        if (sigaction(stops[i], NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+            sa.sa_handler == SIG_IGN)
+            sigdelset(&waitset, stops[i]);
+    }
 
     su.start_ns = now_ns();
     for (;;) {
