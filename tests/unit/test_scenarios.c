@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "run/run.h"
 #include "scenario.h"
 
 #include <stdio.h>
@@ -111,6 +112,7 @@ static void test_full(void **state)
     assert_int_equal(s->world.latency_ms, 2);
     assert_int_equal(s->world.jitter_ms, 3);
     assert_true(s->world.price_completion > 0.59 && s->world.price_completion < 0.61);
+    assert_int_equal(s->world.port, 8765);
 
     assert_int_equal(s->n_faults, 11);
     f = &s->faults[0];
@@ -198,6 +200,7 @@ static void test_minimal_defaults(void **state)
     assert_false(s->world.has_seed);
     assert_int_equal(s->world.turns, 2);
     assert_int_equal(s->world.n_tools, 4);
+    assert_int_equal(s->world.port, 0); /* a free port */
     assert_int_equal(s->n_faults, 0);
     assert_int_equal(s->n_randoms, 0);
     assert_int_equal(s->restart.max_attempts, 3);
@@ -420,6 +423,94 @@ static void test_workflow_file(void **state)
     rmdir(dir);
 }
 
+/* The faults a random schedule draws for a seed, as a scenario's "faults"
+ * text. */
+static char *drawn_text(const struct rb_scenario *s, uint64_t seed)
+{
+    struct rb_scenario_fault *faults = NULL;
+    size_t n = 0, i;
+    json_t *drawn = NULL, *f;
+    char *text;
+
+    assert_int_equal(rb_schedule_expand(s, seed, &faults, &n, &drawn, NULL), RB_OK);
+    assert_int_equal(n, s->n_faults + rb_schedule_count(s));
+    assert_int_equal(json_array_size(drawn), rb_schedule_count(s));
+    for (i = s->n_faults; i < n; i++) {
+        /* network faults at an LLM call that calls follow; the rest at a
+         * step of the window, never "during" */
+        if (faults[i].at.kind == RB_SCENARIO_AT_LLM_CALL) {
+            assert_int_equal(faults[i].kind, RB_SCENARIO_NETWORK);
+            assert_in_range(faults[i].at.n, 1, s->agent.workflow.llm_turns - 1);
+        } else {
+            assert_int_equal(faults[i].at.kind, RB_SCENARIO_AT_STEP);
+            assert_in_range(faults[i].at.n, 10, 30);
+            assert_int_not_equal(faults[i].at.when, RB_SCENARIO_DURING);
+        }
+    }
+    json_array_foreach(drawn, i, f) json_object_del(f, "random");
+    text = json_dumps(drawn, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert_non_null(text);
+    json_decref(drawn);
+    free(faults);
+    return text;
+}
+
+/* Random schedules: the same seed draws the same faults, other seeds others,
+ * and what is drawn is itself a valid scenario's faults (so a user can paste
+ * a trial's schedule back in). */
+static void test_random_schedule(void **state)
+{
+    static const char head[] =
+        "{\"rebound\": 1, \"description\": \"d\", \"agent\": {\"builtin\": "
+        "{\"workflow\": {\"steps\": 40, \"llm_turns\": 12}}}, \"faults\": ";
+    const char *text = "{\"rebound\": 1, \"description\": \"d\", \"agent\": "
+                       "{\"builtin\": {\"workflow\": {\"steps\": 40, \"llm_turns\": "
+                       "12}}}, \"faults\": [{\"kind\": \"oom\", \"form\": "
+                       "\"oom-kill\", \"at\": {\"step\": 3}}, {\"random\": {\"kinds\": "
+                       "[\"preemption\", \"oom\", \"network\", \"clock\"], \"count\": "
+                       "6, \"window_steps\": [10, 30]}}]}";
+    struct rb_scenario *s = NULL, *again = NULL;
+    char *a, *b, *c, buf[8192];
+    int differ = 0;
+    uint64_t seed;
+
+    (void)state;
+    assert_int_equal(rb_scenario_parse(text, strlen(text), "r.json", &s, NULL, NULL),
+                     RB_OK);
+    assert_int_equal(rb_schedule_count(s), 6);
+    a = drawn_text(s, 1);
+    b = drawn_text(s, 1);
+    assert_string_equal(a, b);
+    for (seed = 2; seed < 12 && !differ; seed++) {
+        c = drawn_text(s, seed);
+        differ = strcmp(a, c) != 0;
+        free(c);
+    }
+    assert_true(differ);
+    snprintf(buf, sizeof(buf), "%s%s}", head, a);
+    assert_int_equal(
+        rb_scenario_parse(buf, strlen(buf), "drawn.json", &again, NULL, NULL), RB_OK);
+    assert_int_equal(again->n_faults, 6);
+    rb_scenario_free(again);
+    free(a);
+    free(b);
+    rb_scenario_free(s);
+
+    /* the schedule's own seed wins over the trial's */
+    text = "{\"rebound\": 1, \"description\": \"d\", \"agent\": {\"builtin\": "
+           "{\"workflow\": {\"steps\": 40, \"llm_turns\": 12}}}, \"faults\": "
+           "[{\"random\": {\"kinds\": [\"preemption\", \"network\"], \"count\": 4, "
+           "\"window_steps\": [10, 30], \"seed\": 5}}]}";
+    assert_int_equal(rb_scenario_parse(text, strlen(text), "r.json", &s, NULL, NULL),
+                     RB_OK);
+    a = drawn_text(s, 1);
+    b = drawn_text(s, 99);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    rb_scenario_free(s);
+}
+
 static void test_unreadable(void **state)
 {
     struct rb_scenario *s = NULL;
@@ -442,7 +533,7 @@ int main(void)
         cmocka_unit_test(test_command_agent), cmocka_unit_test(test_library),
         cmocka_unit_test(test_tiered),        cmocka_unit_test(test_positions),
         cmocka_unit_test(test_workflow_file), cmocka_unit_test(test_nul_after_token),
-        cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_unreadable),    cmocka_unit_test(test_random_schedule),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
