@@ -79,6 +79,15 @@ static const char help[] =
     "taken: nothing new starts, the results so far are written); 3 internal\n"
     "error; 10 the results cannot be written; 128+N stopped by signal N.\n";
 
+/* strerror(e) with a lowercase first letter, as messages go. */
+static const char *errno_text(int e, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 static int load_all(char **paths, int n, struct rb_scenario **out)
 {
     int i, bad = 0;
@@ -155,13 +164,14 @@ static int find_library(char *out)
 
 static int write_results(const char *dir, json_t *root)
 {
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 24];
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 24], ebuf[128];
 
     snprintf(path, sizeof(path), "%s/results.json", dir);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 ||
         rename(tmp, path) != 0) {
-        cli_errorf("run", "cannot write '%s': %s", path, strerror(errno));
+        cli_errorf("run", "cannot write '%s': %s", path,
+                   errno_text(errno, ebuf, sizeof(ebuf)));
         unlink(tmp);
         return -1;
     }
@@ -189,7 +199,7 @@ static int mkdir_parents(const char *path)
     return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Whether the agent may use colour on the summary lines: a terminal, and
+/* Whether to use colour on the summary lines: a terminal, and
  * no NO_COLOR (https://no-color.org: set and not empty). */
 static int want_color(void)
 {
@@ -204,7 +214,7 @@ int cmd_run(int argc, char **argv)
     struct rb_suite_opts so;
     struct rb_error err;
     char **paths = NULL, exe[PATH_MAX], dir[PATH_MAX], abs_out[PATH_MAX];
-    char lib_dir[PATH_MAX], pattern[PATH_MAX + 16], line[512];
+    char lib_dir[PATH_MAX], pattern[PATH_MAX + 16], line[512], ebuf[128];
     const char *out_dir = NULL;
     int n_paths = 0, a, rc = EXIT_OK, have_glob = 0, jobs = 0, baseline = 0, sig = 0;
     ssize_t len;
@@ -229,9 +239,7 @@ int cmd_run(int argc, char **argv)
             const char *mode = argv[a][10] == '=' ? argv[a] + 11 : argv[++a];
 
             if (strcmp(mode, "no-replay")) {
-                cli_errorf("run",
-                           "unknown baseline '%s': the one there is is 'no-replay'",
-                           mode);
+                cli_errorf("run", "unknown baseline '%s' (there is 'no-replay')", mode);
                 rc = EXIT_USAGE;
                 goto out;
             }
@@ -300,14 +308,14 @@ int cmd_run(int argc, char **argv)
     snprintf(dir, sizeof(dir), "%s/trials", out_dir);
     if (mkdir_parents(dir) != 0 || access(dir, W_OK) != 0) {
         cli_errorf("run", "cannot write to output folder '%s': %s", out_dir,
-                   strerror(errno));
+                   errno_text(errno, ebuf, sizeof(ebuf)));
         rc = EXIT_USAGE;
         goto out;
     }
     /* The agent runs elsewhere: its store's path must not be relative. */
     if (!realpath(out_dir, abs_out)) {
         cli_errorf("run", "cannot resolve output folder '%s': %s", out_dir,
-                   strerror(errno));
+                   errno_text(errno, ebuf, sizeof(ebuf)));
         rc = EXIT_USAGE;
         goto out;
     }
