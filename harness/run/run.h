@@ -48,7 +48,7 @@ struct rb_wire_req {
     size_t n_msgs;
 };
 
-/* A trial's requests at the world, in journal order. */
+/* A trial's requests at the world, in order of arrival (seq). */
 struct rb_wire {
     struct rb_wire_req *reqs; /* owned */
     size_t n;                 /* requests */

@@ -109,6 +109,14 @@ out:
     return rc;
 }
 
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const struct rb_wire_req *)a)->seq,
+             y = ((const struct rb_wire_req *)b)->seq;
+
+    return (x > y) - (x < y);
+}
+
 enum rb_err rb_wire_read(const char *path, struct rb_wire *out, struct rb_error *err)
 {
     struct rb_wire w;
@@ -143,6 +151,9 @@ enum rb_err rb_wire_read(const char *path, struct rb_wire *out, struct rb_error 
     }
     free(line);
     fclose(f);
+    /* lines are written as exchanges end; the requests go in arrival order */
+    if (w.n > 1)
+        qsort(w.reqs, w.n, sizeof(*w.reqs), by_seq);
     if (rc != RB_OK) {
         rb_wire_release(&w);
         return rc;

@@ -376,6 +376,16 @@ static void test_black_box_nulls(void **state)
     assert_int_equal(sc.tool_calls, 2);
     assert_int_equal(sc.tool_duplicated, 1);
 
+    /* a request the golden trial also made twice is a repeat only beyond
+     * golden's count */
+    tool(&g, 16, "{\"q\":1}");
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.tool_duplicated, 0);
+    tool(&t, 38, "{\"q\":1}");
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.tool_calls, 3);
+    assert_int_equal(sc.tool_duplicated, 1);
+
     rec = rb_score_json(sp, &g, &t, &sc);
     assert_non_null(rec);
     assert_true(json_is_null(json_object_get(rec, "steps_redone")));
@@ -555,26 +565,30 @@ static void test_wire_read(void **state)
           "3,\"model\":\"m\",\"messages\":[[\"system\",\"0123456789abcdef\"],[\"user\","
           "\"fedcba9876543210\"]]}\n"
           "not json\n"
+          "{\"seq\":4,\"start_ns\":9,\"route\":\"/tools/search\",\"status\":200,"
+          "\"completed\":true,\"hash\":\"ef\"}\n"
           "{\"seq\":3,\"start_ns\":8,\"route\":\"/tools/fetch\",\"status\":429,"
           "\"completed\":true,\"hash\":\"cd\"}\n",
           f);
     fclose(f);
     rb_wire_init(&w);
     assert_int_equal(rb_wire_read(path, &w, NULL), RB_OK);
-    assert_int_equal(w.n, 2);
+    assert_int_equal(w.n, 3);
     assert_int_equal(w.reqs[0].llm, 1);
     assert_int_equal(w.reqs[0].answered, 1);
     assert_int_equal(w.reqs[0].prompt_tokens, 7);
     assert_int_equal(w.reqs[0].n_msgs, 2);
     assert_string_equal(w.reqs[0].msgs[1].role, "user");
     assert_string_equal(w.reqs[0].msgs[1].digest, "fedcba9876543210");
-    assert_int_equal(w.reqs[1].llm, 0);
+    assert_int_equal(w.reqs[1].llm, 0); /* in order of arrival, not of the lines */
+    assert_int_equal(w.reqs[1].seq, 3);
     assert_int_equal(w.reqs[1].answered, 0);
+    assert_int_equal(w.reqs[2].seq, 4);
     unlink(path);
     rb_error_init(&err);
     assert_int_equal(rb_wire_read(path, &w, &err), RB_EIO);
     assert_non_null(strstr(err.message, "cannot read journal '/tmp/test_score_"));
-    assert_int_equal(w.n, 2); /* unaltered */
+    assert_int_equal(w.n, 3); /* unaltered */
     rb_wire_release(&w);
 }
 
