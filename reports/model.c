@@ -338,9 +338,8 @@ enum rb_err rb__suite_build(json_t *root, struct rb__suite *out, struct rb_error
 
         s.complete = json_is_boolean(c) ? json_is_true(c) : -1;
     }
-    if (s.errors)
-        s.verdict = RB__ERROR;
-    else if (s.failed || (rb__jnum(suite, "failed", &v) && v > 0))
+    /* The suite fails when any trial failed or could not run. */
+    if (s.errors || s.failed || (rb__jnum(suite, "failed", &v) && v > 0))
         s.verdict = RB__FAIL;
     else
         s.verdict = RB__PASS;

@@ -51,8 +51,15 @@ enum rb_err rb__rp_fail_errno(struct rb_error *err, enum rb_err code, int e,
     err->cause = e;
     err->cause_kind = "errno";
     n = strlen(err->message);
-    if (n < sizeof(err->message))
-        snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(e));
+    if (n < sizeof(err->message)) {
+        /* House style: messages are lowercase, strerror() is not. */
+        char text[128];
+
+        snprintf(text, sizeof(text), "%s", strerror(e));
+        if (text[0] >= 'A' && text[0] <= 'Z' && !(text[1] >= 'A' && text[1] <= 'Z'))
+            text[0] = (char)(text[0] - 'A' + 'a');
+        snprintf(err->message + n, sizeof(err->message) - n, ": %s", text);
+    }
     return code;
 }
 

@@ -46,11 +46,20 @@ static const char help[] =
     "JSON, not a results file, or an unknown format; 3 internal error; 10 the\n"
     "output cannot be written.\n";
 
+/* strerror(e), lowercased as the house style wants. */
+static const char *lower_strerror(int e, char buf[128])
+{
+    snprintf(buf, 128, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 /* Writes the report to `path` through `path.tmp-PID` and a rename. */
 static int write_file(json_t *results, enum rb_report_format f, const char *path)
 {
     struct rb_error err;
-    char tmp[4096];
+    char tmp[4096], why[128];
     enum rb_err rc;
     FILE *out;
     int n;
@@ -62,18 +71,18 @@ static int write_file(json_t *results, enum rb_report_format f, const char *path
     }
     out = fopen(tmp, "w");
     if (!out) {
-        cli_errorf("report", "cannot write '%s': %s", path, strerror(errno));
+        cli_errorf("report", "cannot write '%s': %s", path, lower_strerror(errno, why));
         return EXIT_IO;
     }
     rb_error_init(&err);
     rc = rb_report_write(results, f, out, &err);
     if (fclose(out) != 0 && rc == RB_OK) {
         rc = RB_EIO;
-        snprintf(err.message, sizeof(err.message), "%s", strerror(errno));
+        snprintf(err.message, sizeof(err.message), "%s", lower_strerror(errno, why));
     }
     if (rc == RB_OK && rename(tmp, path) != 0) {
         rc = RB_EIO;
-        snprintf(err.message, sizeof(err.message), "%s", strerror(errno));
+        snprintf(err.message, sizeof(err.message), "%s", lower_strerror(errno, why));
     }
     if (rc != RB_OK) {
         unlink(tmp);
