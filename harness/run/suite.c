@@ -137,8 +137,7 @@ static int fresh_dir(const char *path)
 /* The fixed port of a scenario's world, or 0 (a free one per trial). */
 static int fixed_port(const struct rb_scenario *s)
 {
-    (void)s; /* world.port is coming (issue 5): until then, always a free one */
-    return 0;
+    return s->world.port;
 }
 
 static const char *kind_name(enum job_kind k)

@@ -5,7 +5,8 @@
  * recorded earlier. Every field of struct rb_trial is written here by name:
  * a field added to the struct must be added to both functions below, or it
  * is lost on the way back from a worker (tests/unit/test_suite.c round-trips
- * every field).
+ * every field). The exception is the wire (the world's requests): it is read
+ * again from the journal in the trial's folder.
  */
 #include "suite.h"
 
@@ -69,15 +70,15 @@ enum rb_err rb_trial_save(const struct rb_trial *t, const char *path,
         goto nomem;
     root = json_pack(
         "{s:i, s:i, s:I, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i,"
-        " s:i, s:I, s:I, s:O?, s:O, s:s, s:I, s:O}",
+        " s:i, s:I, s:I, s:O?, s:O?, s:O, s:s, s:I, s:O}",
         "trial_io", TRIAL_IO_VERSION, "faulted", t->faulted, "seed", (json_int_t)t->seed,
         "dir", t->dir, "run_id", t->run_id, "start_ns", (json_int_t)t->start_ns, "end_ns",
         (json_int_t)t->end_ns, "attempts", t->attempts, "completed", t->completed,
         "exit_code", t->exit_code, "signal", t->signal, "timed_out", t->timed_out,
         "interrupted", t->interrupted, "injected", t->injected, "n_armed",
         (json_int_t)t->n_armed, "fault_time_ms", (json_int_t)t->fault_time_ms, "effects",
-        t->effects, "trigger_desc", triggers, "stdout_hash", t->stdout_hash,
-        "stdout_bytes", (json_int_t)t->stdout_bytes, "events", events);
+        t->effects, "drawn", t->drawn, "trigger_desc", triggers, "stdout_hash",
+        t->stdout_hash, "stdout_bytes", (json_int_t)t->stdout_bytes, "events", events);
     if (!root)
         goto nomem;
     /* the wire's side (H4): its requests are re-read from the world's
@@ -201,6 +202,8 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     effects = json_object_get(root, "effects");
     if (json_is_object(effects))
         t.effects = json_incref(effects);
+    if (json_is_array(json_object_get(root, "drawn")))
+        t.drawn = json_incref(json_object_get(root, "drawn"));
     if (load_events(json_object_get(root, "events"), &t) != 0) {
         rc = fail(err, RB_EINVAL, "'%s': an event is malformed (or out of memory)", path);
         goto out;

@@ -65,6 +65,12 @@ static void fill(struct rb_trial *t)
     snprintf(t->trigger_desc[0], sizeof(t->trigger_desc[0]), "step 1 start");
     snprintf(t->trigger_desc[3], sizeof(t->trigger_desc[3]), "llm call 5");
     t->effects = json_pack("{s:i}", "/tools/send_email abc", 2);
+    t->drawn = json_pack("[{s:s, s:i}]", "kind", "preemption", "random", 0);
+    t->price_prompt = 0.5;
+    t->price_completion = 1.5;
+    t->escalated = 1;
+    t->escalation_context = 1;
+    snprintf(t->escalation_reason, sizeof(t->escalation_reason), "retries exhausted");
     snprintf(t->stdout_hash, sizeof(t->stdout_hash), "%064d", 7);
     t->stdout_bytes = 24;
 }
@@ -110,6 +116,11 @@ static void round_trip_keeps_every_field(void **state)
     assert_string_equal(b.trigger_desc[1], "");
     assert_string_equal(b.trigger_desc[3], "llm call 5");
     assert_true(json_equal(b.effects, a.effects));
+    assert_true(json_equal(b.drawn, a.drawn));
+    assert_true(b.price_prompt == 0.5 && b.price_completion == 1.5);
+    assert_int_equal(b.escalated, 1);
+    assert_int_equal(b.escalation_context, 1);
+    assert_string_equal(b.escalation_reason, "retries exhausted");
     assert_string_equal(b.stdout_hash, a.stdout_hash);
     assert_true(b.stdout_bytes == 24);
     rb_trial_release(&a);
@@ -131,6 +142,7 @@ static void empty_trial_round_trips(void **state)
     assert_int_equal(rb_trial_load(path, &b, NULL), RB_OK);
     assert_int_equal(b.n_events, 0);
     assert_null(b.effects);
+    assert_null(b.drawn);
     assert_int_equal(b.exit_code, -1);
     rb_trial_release(&b);
 }
