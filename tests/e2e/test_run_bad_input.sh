@@ -7,7 +7,8 @@
 # read-only file system, an agent program that is not there or cannot be
 # executed (the trials that could not run are recorded with verdict "error",
 # nothing new starts, the results so far are written), a fixed world port
-# already taken, and bad options. Cases test_run_shell.sh covers (an unknown
+# already taken (and, free, its trials run one at a time under -j 4), and bad
+# options. Cases test_run_shell.sh covers (an unknown
 # key, a program not on PATH, no --out, an empty library) are not repeated.
 #
 # ctest-timeout: 60
@@ -94,6 +95,39 @@ jq -e '.suite.complete == false and (.trials | length >= 1)
         "$tmp/o-noexec/results.json")"
 grep -q 'ERROR' "$tmp/out" || fail "noexec: $(cat "$tmp/out")"
 nothing_left noexec
+
+# A fixed world port: its trials run one at a time (-j 4 does not make them
+# fight over it); taken by another program, the trial cannot run: exit 2.
+"$REBOUND" world --port 0 > "$tmp/world.out" 2> /dev/null &
+wpid=$!
+at_exit "kill $wpid 2> /dev/null || true"
+for ((i = 0; i < 200; i++)); do
+    grep -q 'listening on' "$tmp/world.out" 2> /dev/null && break
+    sleep 0.05
+done
+port=$(sed -nE 's|^world: listening on http://127\.0\.0\.1:([0-9]+)/v1$|\1|p' "$tmp/world.out")
+[ -n "$port" ] || fail "port: the world did not start: $(cat "$tmp/world.out")"
+fixed() {
+    printf '{"rebound": 1, "description": "x",
+ "agent": {"builtin": {"workflow": {"steps": 10, "llm_turns": 2}}}, "world": {"port": %s},
+ "faults": [{"kind": "preemption", "form": "sigkill", "at": {"step": 5, "when": "before"}}],
+ "restart": {"delay_ms": 10}, "expect": {"outcome": "recovered"}, "seeds": [1, 2], "trials": 2}\n' \
+        "$1" > "$2"
+}
+fixed "$port" taken.json
+code=0
+rb run taken.json -j 4 --out "$tmp/o-taken" > "$tmp/out" 2> "$tmp/err" || code=$?
+[ "$code" -eq 2 ] || fail "port taken: exit $code: $(cat "$tmp/out" "$tmp/err")"
+grep -Eqx "rebound: run: taken\.json: cannot start the world on 127\.0\.0\.1:$port: address already in use" \
+    "$tmp/err" || fail "port taken: $(cat "$tmp/err")"
+jq -e '.suite.complete == false and .trials[0].verdict == "error"' "$tmp/o-taken/results.json" \
+    > /dev/null || fail "port taken: $(jq -c . "$tmp/o-taken/results.json")"
+nothing_left "port taken"
+kill "$wpid"
+wait "$wpid" 2> /dev/null || true
+# Now free (the world has stopped): all four faulted trials pass at -j 4.
+fixed "$port" free.json
+expect_exit 0 '^suite: 4 trials, 4 passed' rb run free.json -j 4 --out "$tmp/o-free"
 
 # Bad options.
 expect_exit 2 "bad -j '0'" rb run ok.json -j 0 --out "$tmp/o-bad"
