@@ -94,7 +94,8 @@ static const char help[] =
     "\n"
     "Without --scenario the expectations are a durable agent's: outcome\n"
     "recovered (finished with the golden answer and an unchanged history) and\n"
-    "side effects exactly once.\n"
+    "side effects exactly once (with --no-golden alone, side effects only:\n"
+    "recovered and degraded cannot be told apart without a golden trial).\n"
     "\n"
     "Writes DIR/results.json (docs/results.md), DIR/junit.xml, DIR/summary.md,\n"
     "DIR/report.html, and each trial's folder in DIR/trials/.\n"
@@ -383,6 +384,9 @@ static json_t *scenario_json(const struct audit_opts *o, int *code)
                       "side_effects_exactly_once", 1, "seeds", 1, "deadline_ms", 60000);
         if (!root)
             goto oom;
+        /* With no golden trial, recovered and degraded cannot be told apart. */
+        if (o->no_golden && !o->golden)
+            json_object_del(json_object_get(root, "expect"), "outcome");
     }
     if (o->cmd && o->cmd[0]) {
         argv = json_array();
@@ -665,12 +669,15 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
 {
     const json_t *faults = json_object_get(r, "faults"), *fl, *llm, *ctx, *div, *fx;
     const json_t *fcd = json_object_get(r, "failure_context_delivered"), *broken, *b;
-    const char *verdict = json_string_value(json_object_get(r, "verdict"));
+    const char *verdict = json_string_value(json_object_get(r, "verdict")), *outcome;
     size_t i;
 
+    outcome = str(r, "outcome", "unknown");
+    /* Without a golden trial, recovered and degraded cannot be told apart. */
+    if (no_golden && (!strcmp(outcome, "recovered") || !strcmp(outcome, "degraded")))
+        outcome = "done (context unknown)";
     fprintf(f, "%s  seed %lld  %s  %s\n", str(r, "scenario", "?"),
-            (long long)json_integer_value(json_object_get(r, "seed")),
-            str(r, "outcome", "unknown"),
+            (long long)json_integer_value(json_object_get(r, "seed")), outcome,
             verdict && !strcmp(verdict, "pass")    ? "PASS"
             : verdict && !strcmp(verdict, "error") ? "ERROR"
                                                    : "FAIL");
@@ -689,6 +696,9 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
     fputs("  llm calls: ", f);
     if (!json_is_object(llm)) {
         fputs("unknown\n", f);
+    } else if (no_golden) {
+        put_int(f, json_object_get(llm, "calls"), "");
+        fputs(" (golden unknown), duplicated unknown, tokens wasted unknown\n", f);
     } else {
         put_int(f, json_object_get(llm, "calls"), "");
         fputs(" (golden ", f);
@@ -719,7 +729,10 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
     fputs("  side effects: ", f);
     put_int(f, json_object_get(fx, "total"), " took effect, ");
     put_int(f, json_object_get(fx, "doubled"), " doubled, ");
-    put_int(f, json_object_get(fx, "missing"), " missing\n");
+    if (no_golden)
+        fputs("missing unknown\n", f);
+    else
+        put_int(f, json_object_get(fx, "missing"), " missing\n");
     fputs("  steps redone: ", f);
     if (json_is_integer(json_object_get(r, "steps_redone"))) {
         put_int(f, json_object_get(r, "steps_redone"), " (+");
