@@ -288,20 +288,40 @@ static int has_seed(char (*seeds)[32], size_t n, const char *seed)
     return 0;
 }
 
+/* Appends v to (*arr)[*n], growing it; RB_ENOMEM leaves it as it was. */
+static enum rb_err push(double **arr, size_t *n, size_t *cap, double v)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 8;
+        double *p = realloc(*arr, ncap * sizeof(*p));
+
+        if (!p)
+            return RB_ENOMEM;
+        *arr = p;
+        *cap = ncap;
+    }
+    (*arr)[(*n)++] = v;
+    return RB_OK;
+}
+
 /*
  * Pools the trials of scenario `name` in `d` whose seed is in common[0..nc)
- * (every trial of it when `all`) into `s`.
+ * (every trial of it when `all`) into `s`. The recovery samples are every
+ * fault's `recovery_ms` (a trial without `faults`: its own `recovery_ms`),
+ * or with `wire` every fault's `recovery_first_request_ms`.
  */
 static enum rb_err pool_side(const struct side_doc *d, const char *name,
-                             char (*common)[32], size_t nc, int all,
+                             char (*common)[32], size_t nc, int all, int wire,
                              struct rb_compare_side *s)
 {
+    const char *field = wire ? "recovery_first_request_ms" : "recovery_ms";
     double *rec = NULL;
     size_t cap = 0, i, j;
     int first_steps = 1;
+    enum rb_err rc = RB_OK;
 
     memset(s, 0, sizeof(*s));
-    for (i = 0; i < d->n; i++) {
+    for (i = 0; i < d->n && rc == RB_OK; i++) {
         const json_t *t = d->trials[i].json, *faults, *f, *v;
         const char *verdict;
 
@@ -318,7 +338,7 @@ static enum rb_err pool_side(const struct side_doc *d, const char *name,
         s->outcomes[outcome_of(t)]++;
 
         v = json_object_get(t, "steps_redone");
-        if (is_number(v)) {
+        if (is_number(v) && !json_is_false(json_object_get(t, "steps_known"))) {
             double x = json_number_value(v);
 
             s->steps_total += x;
@@ -330,45 +350,22 @@ static enum rb_err pool_side(const struct side_doc *d, const char *name,
             s->steps_n++;
         }
 
-        /* Recovery samples: every fault's, else (older files) the trial's. */
         faults = json_object_get(t, "faults");
         if (json_is_array(faults)) {
             json_array_foreach(faults, j, f)
             {
-                v = json_object_get(f, "recovery_ms");
-                if (!is_number(v))
-                    continue;
-                if (s->rec_n == cap) {
-                    size_t ncap = cap ? cap * 2 : 8;
-                    double *p = realloc(rec, ncap * sizeof(*p));
-
-                    if (!p) {
-                        free(rec);
-                        return RB_ENOMEM;
-                    }
-                    rec = p;
-                    cap = ncap;
-                }
-                rec[s->rec_n++] = json_number_value(v);
+                v = json_object_get(f, field);
+                if (is_number(v))
+                    rc = push(&rec, &s->rec_n, &cap, json_number_value(v));
+                if (rc != RB_OK)
+                    break;
             }
-        } else {
-            v = json_object_get(t, "recovery_ms");
-            if (is_number(v)) {
-                if (s->rec_n == cap) {
-                    size_t ncap = cap ? cap * 2 : 8;
-                    double *p = realloc(rec, ncap * sizeof(*p));
-
-                    if (!p) {
-                        free(rec);
-                        return RB_ENOMEM;
-                    }
-                    rec = p;
-                    cap = ncap;
-                }
-                rec[s->rec_n++] = json_number_value(v);
-            }
+        } else if (!wire && is_number(v = json_object_get(t, "recovery_ms"))) {
+            rc = push(&rec, &s->rec_n, &cap, json_number_value(v));
         }
     }
+    if (rc != RB_OK)
+        goto out;
     if (s->steps_n > 0)
         s->steps_mean = s->steps_total / (double)s->steps_n;
     if (s->rec_n > 0) {
@@ -378,7 +375,36 @@ static enum rb_err pool_side(const struct side_doc *d, const char *name,
         s->rec_min = rec[0];
         s->rec_max = rec[s->rec_n - 1];
     }
+out:
     free(rec);
+    return rc;
+}
+
+/*
+ * Pools both sides of a scenario: recovery from the steps (`recovery_ms`)
+ * when both sides have it, else from the wire (`recovery_first_request_ms`,
+ * as for black-box agents) when both sides have that.
+ */
+static enum rb_err pool_both(const struct side_doc *a, const struct side_doc *b,
+                             const char *name, char (*common)[32], size_t nc, int all,
+                             struct rb_compare_scenario *sc)
+{
+    struct rb_compare_side wa, wb;
+
+    if (pool_side(a, name, common, nc, all, 0, &sc->base) != RB_OK ||
+        pool_side(b, name, common, nc, all, 0, &sc->after) != RB_OK)
+        return RB_ENOMEM;
+    sc->wire = 0;
+    if (sc->presence != RB_COMPARE_BOTH || (sc->base.rec_n > 0 && sc->after.rec_n > 0))
+        return RB_OK;
+    if (pool_side(a, name, common, nc, all, 1, &wa) != RB_OK ||
+        pool_side(b, name, common, nc, all, 1, &wb) != RB_OK)
+        return RB_ENOMEM;
+    if (wa.rec_n > 0 && wb.rec_n > 0) {
+        sc->base = wa;
+        sc->after = wb;
+        sc->wire = 1;
+    }
     return RB_OK;
 }
 
@@ -602,8 +628,7 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
         sc->why = dup_str("");
         if (!sc->seeds || !sc->seeds_only_base || !sc->seeds_only_new || !sc->why)
             goto out_free;
-        if (pool_side(a, name, common, 0, 1, &sc->base) != RB_OK ||
-            pool_side(b, name, common, 0, 1, &sc->after) != RB_OK)
+        if (pool_both(a, b, name, common, 0, 1, sc) != RB_OK)
             goto out_free;
         rc = RB_OK;
         goto out_free;
@@ -615,8 +640,7 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
     sc->seeds_only_new = join_seeds(ob, nob);
     if (!sc->seeds || !sc->seeds_only_base || !sc->seeds_only_new)
         goto out_free;
-    if (pool_side(a, name, common, nc, sc->all_seeds, &sc->base) != RB_OK ||
-        pool_side(b, name, common, nc, sc->all_seeds, &sc->after) != RB_OK)
+    if (pool_both(a, b, name, common, nc, sc->all_seeds, sc) != RB_OK)
         goto out_free;
     judge_scenario(sc, o);
     sc->why = why_of(sc);
@@ -1085,6 +1109,9 @@ static void put_verdict(struct out *o, const struct rb_compare *c)
     put(o, ")%s\n", md ? "." : "");
 }
 
+static const char wire_note[] = "from the wire: injection to the first new LLM or tool "
+                                "request (a side has no step-based recovery)";
+
 static void render_text(struct out *o, const struct rb_compare *c)
 {
     size_t i;
@@ -1106,6 +1133,8 @@ static void render_text(struct out *o, const struct rb_compare *c)
         }
         put(o, "  seeds         ");
         put_seeds_note(o, sc);
+        if (sc->wire)
+            put(o, "\n  recovery      %s", wire_note);
         put(o, "\n  recovery p50  ");
         put_recovery(o, sc, &sc->p50, 0);
         put(o, "\n  recovery p95  ");
@@ -1155,15 +1184,22 @@ static void render_md(struct out *o, const struct rb_compare *c)
     for (i = 0; i < c->n_scenarios; i++) {
         const struct rb_compare_scenario *sc = &c->scenarios[i];
 
-        if (sc->presence != RB_COMPARE_BOTH ||
-            (!sc->all_seeds && !sc->seeds_only_base[0] && !sc->seeds_only_new[0]))
+        if (sc->presence != RB_COMPARE_BOTH)
             continue;
-        put(o, "- ");
-        put_name(o, sc->name);
-        put(o, ", seeds: ");
-        put_seeds_note(o, sc);
-        put(o, "\n");
-        notes = 1;
+        if (sc->all_seeds || sc->seeds_only_base[0] || sc->seeds_only_new[0]) {
+            put(o, "- ");
+            put_name(o, sc->name);
+            put(o, ", seeds: ");
+            put_seeds_note(o, sc);
+            put(o, "\n");
+            notes = 1;
+        }
+        if (sc->wire) {
+            put(o, "- ");
+            put_name(o, sc->name);
+            put(o, ", recovery %s\n", wire_note);
+            notes = 1;
+        }
     }
     if (notes)
         put(o, "\n");

@@ -54,7 +54,7 @@ struct rb_compare_side {
     size_t trials;      /* faulted trials compared */
     size_t judged;      /* of them, with a verdict ("pass", "fail" or "error") */
     size_t passed;      /* of them, verdict "pass" */
-    size_t rec_n;       /* recovery samples (one per fault that recovered) */
+    size_t rec_n;       /* recovery samples (one per fault that recovered), see wire */
     double rec_p50;     /* nearest rank; valid when rec_n > 0 */
     double rec_p95;     /* nearest rank; valid when rec_n > 0 */
     double rec_min;     /* fastest sample; valid when rec_n > 0 */
@@ -95,9 +95,11 @@ struct rb_compare_scenario {
     char *name;                        /* owned: the scenario's name */
     enum rb_compare_presence presence; /* both, added or removed */
     int all_seeds;                     /* 1: no seed in common, every trial was pooled */
-    char *seeds;                       /* owned: the seeds compared, "1 2 3" */
-    char *seeds_only_base;             /* owned: seeds only in the base file, or "" */
-    char *seeds_only_new;              /* owned: seeds only in the new file, or "" */
+    int wire;    /* 1: recovery from the wire (recovery_first_request_ms), as a side
+                    has no step-based recovery_ms */
+    char *seeds; /* owned: the seeds compared, "1 2 3" */
+    char *seeds_only_base; /* owned: seeds only in the base file, or "" */
+    char *seeds_only_new;  /* owned: seeds only in the new file, or "" */
     struct rb_compare_side base;
     struct rb_compare_side after;   /* the new file's side */
     struct rb_compare_metric p50;   /* recovery p50, ms */

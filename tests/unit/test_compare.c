@@ -451,6 +451,52 @@ static void test_no_common_seed(void **state)
     json_decref(db);
 }
 
+static void test_wire_recovery(void **state)
+{
+    json_t *da, *db;
+    struct rb_compare *cmp = NULL;
+    const struct rb_compare_scenario *sc;
+    char *text;
+
+    (void)state;
+    /* Black-box agents (rebound audit): no step events, recovery_ms null,
+     * recovery from the wire. The base is a run with steps, whose faults
+     * carry both: the wire measure is compared on both sides. */
+    da = json_pack("{s:i, s:[{s:s, s:i, s:s, s:[{s:i, s:i}], s:i, s:s}]}", "schema", 1,
+                   "trials", "scenario", "s", "seed", 1, "outcome", "recovered", "faults",
+                   "recovery_ms", 900, "recovery_first_request_ms", 800, "steps_redone",
+                   3, "verdict", "pass");
+    db =
+        json_pack("{s:i, s:[{s:s, s:i, s:s, s:[{s:n, s:i}], s:n, s:n, s:b, s:s}]}",
+                  "schema", 1, "trials", "scenario", "s", "seed", 1, "outcome",
+                  "recovered", "faults", "recovery_ms", "recovery_first_request_ms", 2000,
+                  "recovery_ms", "steps_redone", "steps_known", 0, "verdict", "pass");
+    assert_non_null(da);
+    assert_non_null(db);
+    assert_int_equal(rb_compare_json(da, "a", db, "b", NULL, &cmp, NULL), RB_OK);
+    sc = find(cmp, "s");
+    assert_true(sc->wire);
+    assert_true(sc->p50.before == 800 && sc->p50.after == 2000);
+    assert_int_equal(sc->p50.change, RB_COMPARE_WORSE);
+    /* Steps unknown on the black-box side: not judged. */
+    assert_int_equal(sc->steps.change, RB_COMPARE_UNKNOWN);
+    text = render(cmp, RB_COMPARE_TEXT);
+    assert_non_null(strstr(text,
+                           "  recovery      from the wire: injection to the first new "
+                           "LLM or tool request"));
+    free(text);
+    rb_compare_free(cmp);
+
+    /* Both sides with step recovery: the steps' measure is used. */
+    assert_int_equal(rb_compare_json(da, "a", da, "b", NULL, &cmp, NULL), RB_OK);
+    sc = find(cmp, "s");
+    assert_false(sc->wire);
+    assert_true(sc->p50.before == 900);
+    rb_compare_free(cmp);
+    json_decref(da);
+    json_decref(db);
+}
+
 /* rb_compare_files on `rel` (under the fixtures) against a good file. */
 static enum rb_err bad_file(const char *rel, struct rb_error *err)
 {
@@ -504,7 +550,8 @@ int main(void)
         cmocka_unit_test(test_seeds),          cmocka_unit_test(test_multi_fault),
         cmocka_unit_test(test_odd_names),      cmocka_unit_test(test_markdown_table),
         cmocka_unit_test(test_nearest_rank),   cmocka_unit_test(test_from_zero_and_order),
-        cmocka_unit_test(test_no_common_seed), cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_no_common_seed), cmocka_unit_test(test_wire_recovery),
+        cmocka_unit_test(test_bad_files),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
