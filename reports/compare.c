@@ -204,7 +204,6 @@ static enum rb_err load_file(const char *path, json_t **out, struct rb_error *er
     if (!fp) {
         int e = errno;
         enum rb_err code = e == ENOENT ? RB_ENOENT : e == EACCES ? RB_EACCES : RB_EIO;
-
         char why[128];
 
         snprintf(why, sizeof(why), "%s", strerror(e));
@@ -223,7 +222,7 @@ static enum rb_err load_file(const char *path, json_t **out, struct rb_error *er
     doc = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     fclose(fp);
     if (!doc) {
-        fail(err, RB_EINVAL, "'%s' is not a results file: line %d column %d: %s", path,
+        fail(err, RB_EINVAL, "'%s' is not valid JSON: line %d column %d: %s", path,
              jerr.line, jerr.column, jerr.text);
         if (err) {
             snprintf(err->file, sizeof(err->file), "%s", path);

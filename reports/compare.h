@@ -142,8 +142,8 @@ enum rb_err rb_compare_json(const json_t *base, const char *base_name,
 
 /*
  * As rb_compare_json(), reading both files. Errors as above, and RB_ENOENT
- * (a file is missing), RB_EACCES, RB_EIO (cannot be read), RB_EINVAL (not
- * JSON: err has the file, line and column).
+ * (a file is missing), RB_EACCES, RB_EIO (cannot be read), RB_EINVAL (a
+ * folder, or not JSON: then err has the file, line and column).
  */
 enum rb_err rb_compare_files(const char *base_path, const char *new_path,
                              const struct rb_compare_opts *opts, struct rb_compare **out,

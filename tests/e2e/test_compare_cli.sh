@@ -76,7 +76,7 @@ expect_exit 2 "bad --format 'html': expected text or md" rb compare --format htm
 expect_exit 2 "cannot read results '.*/nope.json': no such file or directory" \
     rb compare "$fx/nope.json" "$good"
 expect_exit 2 "cannot read results '.*/bad': it is a folder" rb compare "$good" "$fx/bad"
-expect_exit 2 "'.*/malformed.json' is not a results file: line [0-9]+ column [0-9]+: " \
+expect_exit 2 "'.*/malformed.json' is not valid JSON: line [0-9]+ column [0-9]+: " \
     rb compare "$good" "$fx/bad/malformed.json"
 expect_exit 2 "'.*/not-results.json' is not a results file: no 'schema'" \
     rb compare "$fx/bad/not-results.json" "$good"

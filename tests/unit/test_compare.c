@@ -522,7 +522,7 @@ static void test_bad_files(void **state)
     assert_non_null(strstr(err.message, "missing.json': no such file or directory"));
 
     assert_int_equal(bad_file("bad/malformed.json", &err), RB_EINVAL);
-    assert_non_null(strstr(err.message, "malformed.json' is not a results file: line "));
+    assert_non_null(strstr(err.message, "malformed.json' is not valid JSON: line "));
     assert_true(err.line > 0);
 
     assert_int_equal(bad_file("bad/not-results.json", &err), RB_EINVAL);
