@@ -471,6 +471,12 @@ static enum rb_err task_step(struct rb__agent *a, int step, int64_t alloc_mb,
             to.mem_limit = want < to.mem_cap ? want : to.mem_cap;
         }
         to.retry_oom_factor = 2.0;
+    } else if (!to.mem_limit && a->whole_limit) {
+        /* the whole agent was OOM-killed under a limit it cannot raise: run
+         * the task apart, under half that limit, so that an OOM kills the
+         * task, not the agent, and the run is parked instead of crash-looping */
+        to.mem_limit = a->whole_limit / 2;
+        to.mem_cap = to.mem_limit;
     }
     for (;;) {
         rc = rb_task_step(a->run, key, &to, task_fn, &t, &out, &info, err);
@@ -516,6 +522,8 @@ static void read_failure_context(struct rb__agent *a)
             v = json_integer_value(json_object_get(d, "limit_mb")) * 1024 * 1024;
         if (v > 0)
             a->oom_limit = (size_t)v;
+        if (v > 0 && !a->o->task_mem)
+            a->whole_limit = (size_t)v;
         json_decref(d);
     }
     rb_attempt_release(&last);

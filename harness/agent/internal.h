@@ -30,6 +30,9 @@ struct rb__agent {
     size_t mem_cap;                /* the largest task memory limit */
     size_t oom_limit;              /* the attempt before died of an OOM at this
                                       limit (bytes): the next task gets more */
+    size_t whole_limit;            /* the attempt before was OOM-killed as a whole
+                                      under this limit (bytes) with no task limit
+                                      of its own: tasks now run under half of it */
     json_t *tools;                 /* the tools declared in requests, or NULL */
     json_t *messages;              /* the conversation, or NULL between two */
     json_t *from_log;              /* per message: true when from a replayed step */

@@ -10,6 +10,8 @@
 #   drop-history            kill.json    outcome degraded, context lost
 #   ignore-failure-context  oom.json     the task tried three times at the same
 #                                        memory, the run not finished
+#                           oom-limit.json  OOM-killed as a whole in every attempt
+#                                        (a crash loop) instead of parked
 #   no-idempotency          effects.json a side effect doubled at the world
 #   wall-clock-lease        clock.json   stopped by its lease (exit 9) when the
 #                                        wall clock jumps
@@ -75,7 +77,7 @@ first() {
 # 1. The correct agent on every fixture, three seeds: nothing flagged.
 seeds='[1, 2, 3]'
 files=()
-for f in kill effects oom notice $clock; do
+for f in kill effects oom oom-limit notice $clock; do
     with_mode correct "$f" "$seeds"
     files+=("$tmp/correct-$f.json")
 done
@@ -87,8 +89,10 @@ n=$((${#files[@]} * 3))
 grep -q "^suite: $n trials, $n passed, 0 failed; resilience score 100$" "$tmp/correct.out" ||
     fail "correct: $(cat "$tmp/correct.out")"
 res=$tmp/o-correct/results.json
-jq -e '[.trials[] | .verdict == "pass" and .broken == [] and .outcome == "recovered"
-        and .faults_fired == .faults_armed and .faults_fired > 0] | all' "$res" > /dev/null ||
+jq -e '[.trials[] | .verdict == "pass" and .broken == []
+        and .faults_fired == .faults_armed and .faults_fired > 0
+        and .outcome == (if .scenario == "correct-oom-limit" then "escalated"
+                         else "recovered" end)] | all' "$res" > /dev/null ||
     fail "correct: $(jq -c '[.trials[] | {scenario, seed, outcome, broken}]' "$res")"
 # killed inside step 19: two attempts, the failure handed over, nothing redone
 jq -e '[.trials[] | select(.scenario == "correct-kill") | .steps_redone == 0
@@ -111,6 +115,13 @@ jq -e '[.trials[] | select(.scenario == "correct-oom") | .faulted.attempts == 1 
          == [["oom", 67108864], ["ok", 134217728]])] | all' "$res" > /dev/null ||
     fail "correct-oom: $(jq -c '[.trials[] | select(.scenario == "correct-oom")
         | [.faulted.events[] | select(.kind == "task.end") | [.outcome, .limit]]]' "$res")"
+# OOM-killed as a whole under a limit it cannot raise, the agent is told so
+# and parks the run at the next attempt, the failure as context: one OOM kill
+jq -e '[.trials[] | select(.scenario == "correct-oom-limit") |
+        ([.faults[] | select(.form == "oom-kill")] | length == 1)
+        and .escalation.context_kept and .failure_context_delivered] | all' "$res" \
+    > /dev/null || fail "correct-oom-limit: $(jq -c '[.trials[] |
+        select(.scenario == "correct-oom-limit") | {outcome, escalation, faults}]' "$res")"
 # a notice: the step in flight is committed, the agent exits 143 on its own
 # (not SIGKILLed when the grace runs out), and nothing is executed twice
 jq -e '[.trials[] | select(.scenario == "correct-notice") |
@@ -155,6 +166,14 @@ jq -e '[.trials[] | (.outcome == "failed" or .outcome == "escalated")
          | length >= 3 and all(. == ["oom", 67108864]))] | all' "$res" > /dev/null ||
     fail "ignore-failure-context: $(first) $(jq -c '[.trials[0].faulted.events[]
         | select(.kind == "task.end") | [.outcome, .limit]]' "$res")"
+
+# ... and, OOM-killed as a whole, it starts again as it was and is killed
+# again, until the attempts run out: failed, not escalated.
+run_mode ignore-failure-context oom-limit '[1]' 1
+flags ignore-failure-context-limit outcome "context_preserved"
+jq -e '[.trials[] | .outcome == "failed" and .faulted.attempts == 3 and .escalation == null
+        and ([.faults[] | select(.form == "oom-kill")] | length == 3)] | all' "$res" \
+    > /dev/null || fail "ignore-failure-context (limit): $(first)"
 
 # 5. no-idempotency: the call killed between its effect and its commit is
 # sent again without a key, and the world applies it twice (a record written
