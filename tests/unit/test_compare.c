@@ -418,7 +418,11 @@ static void test_from_zero_and_order(void **state)
     /* Two scenarios per file; the regressed one is listed first. */
     json_array_extend(json_object_get(da, "trials"), json_object_get(za, "trials"));
     json_array_extend(json_object_get(db, "trials"), json_object_get(zb, "trials"));
+    /* The base run was interrupted: the header says so. */
+    json_object_set_new(da, "suite", json_pack("{s:b}", "complete", 0));
     assert_int_equal(rb_compare_json(da, "a", db, "b", NULL, &cmp, NULL), RB_OK);
+    assert_true(cmp->base_incomplete);
+    assert_false(cmp->new_incomplete);
     assert_int_equal(cmp->n_scenarios, 2);
     assert_string_equal(cmp->scenarios[0].name, "b-slower");
     assert_string_equal(cmp->scenarios[1].name, "a-same");
@@ -426,6 +430,8 @@ static void test_from_zero_and_order(void **state)
     assert_int_equal(cmp->scenarios[0].p50.change, RB_COMPARE_WORSE);
     text = render(cmp, RB_COMPARE_TEXT);
     assert_non_null(strstr(text, "0 ms -> 100 ms, +100 ms from 0, regression"));
+    assert_non_null(strstr(text, "base a (2 faulted trials, incomplete run) -> new b (2 "
+                                 "faulted trials)\n"));
     free(text);
     rb_compare_free(cmp);
     json_decref(da);
