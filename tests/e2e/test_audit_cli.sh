@@ -7,7 +7,8 @@
 # with its own agent, then with its agent replaced and its faults overridden
 # (the expectation it breaks makes exit 1). --no-golden with a fault: no
 # golden trial, the context and the outcome's recovered-or-degraded reported
-# unknown, and no expectation on them.
+# unknown, and no expectation on them. SIGTERM during the faulted trial:
+# exit 143, the agent killed, results.json marked incomplete.
 #
 # ctest-timeout: 120
 set -euo pipefail
@@ -81,4 +82,22 @@ grep -q '^audit  seed 1  done (context unknown)  PASS$' "$tmp/ng.out" ||
 grep -q '^  context: unknown (no golden trial to compare with)$' "$tmp/ng.out" ||
     fail "--no-golden: $(cat "$tmp/ng.out")"
 [ ! -e "$tmp/ng/trials/audit-s1-golden" ] || fail "--no-golden ran a golden trial"
+# 5. A stop signal: the agent is killed, exit 128+15, the results so far.
+"$REBOUND" audit --out "$tmp/stop" --faults kill@time_ms=50000 -- bash "$tmp/agent.sh" \
+    > "$tmp/stop.out" 2>&1 &
+pid=$!
+at_exit "kill $pid 2> /dev/null"
+for ((i = 0; i < 300; i++)); do # up to 30 s for the faulted trial to start
+    grep -qs '^attempt=1 id=audit-s1-faulted' "$tmp/stop/trials/audit-s1-faulted/stderr" &&
+        break
+    sleep 0.1
+done
+[ "$i" -lt 300 ] || fail "the faulted trial never started: $(cat "$tmp/stop.out")"
+kill -TERM "$pid"
+code=0
+wait "$pid" || code=$?
+[ "$code" -eq 143 ] || fail "stopped: exit $code: $(cat "$tmp/stop.out")"
+jq -e '.suite.complete == false' "$tmp/stop/results.json" > /dev/null ||
+    fail "stopped: results: $(cat "$tmp/stop.out")"
+! pgrep -f "$tmp/agent.sh" > /dev/null || fail "the agent outlived the stop"
 echo "ok"
