@@ -9,6 +9,7 @@
 
 #include "cli.h"
 
+#include "reports.h"
 #include "run/run.h"
 #include "run/suite.h"
 #include "scenario.h"
@@ -38,8 +39,10 @@ static const char help[] =
     "/usr/share/rebound.\n"
     "\n"
     "Writes DIR/results.json (docs/results.md: every trial, and per scenario\n"
-    "p50/p95/max of each metric) and keeps each trial's folder in DIR/trials/\n"
-    "(the agent's stdout and stderr, the world's journal, the store). Prints one\n"
+    "p50/p95/max of each metric), the reports junit.xml, summary.md and\n"
+    "report.html beside it (docs/reports.md), and keeps each trial's folder in\n"
+    "DIR/trials/ (the agent's stdout and stderr, the world's journal, the\n"
+    "store). Prints one\n"
     "line per faulted trial, in scenario and seed order whatever order they\n"
     "finish in, and a suite line with the resilience score (the share of trials\n"
     "passing, 0-100). On a terminal, a progress line on stderr (scenarios and\n"
@@ -352,6 +355,13 @@ int cmd_run(int argc, char **argv)
         if (rc == EXIT_OK)
             rc = EXIT_IO;
         goto out;
+    }
+    /* junit.xml, summary.md and report.html beside it */
+    rb_error_init(&err);
+    if (rb_reports_write_all(abs_out, root, &err) != RB_OK) {
+        cli_errorf("run", "%s", err.message[0] ? err.message : rb_strerror(err.code));
+        if (rc == EXIT_OK || rc == EXIT_CHECK)
+            rc = EXIT_IO;
     }
     if (sig) {
         cli_errorf("run", "interrupted; results so far are in '%s/results.json'",

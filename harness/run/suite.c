@@ -461,13 +461,36 @@ static void add_why(char *why, size_t size, const char *what)
     snprintf(why + l, size - l, "%s%s", l ? "; " : "", what);
 }
 
+/* "123 ms", or "-" when unknown (null). */
+static void ms_text(const json_t *v, char *buf, size_t size)
+{
+    if (json_is_integer(v))
+        snprintf(buf, size, "%lld ms", (long long)json_integer_value(v));
+    else
+        snprintf(buf, size, "-");
+}
+
+/* "3 (+1 in flight)", or "unknown" for an agent that wrote no step events. */
+static void redone_text(const json_t *rec, char *buf, size_t size)
+{
+    json_t *redone = json_object_get(rec, "steps_redone");
+    json_t *inflight = json_object_get(rec, "inflight_lost");
+
+    if (json_is_integer(redone) && json_is_integer(inflight))
+        snprintf(buf, size, "%lld (+%lld in flight)",
+                 (long long)json_integer_value(redone),
+                 (long long)json_integer_value(inflight));
+    else
+        snprintf(buf, size, "unknown");
+}
+
 static void print_line(struct suite *su, const struct scored *r)
 {
     const struct rb_scenario *s = su->o->scenarios[r->job->scen];
     FILE *f = su->o->lines;
     const char *col = su->o->color ? (r->pass ? "\033[32m" : "\033[31m") : "";
     const char *off = su->o->color ? "\033[0m" : "";
-    char rec[32], rec2[32], base[160] = "", nth[32] = "";
+    char rec[32], rec2[32], red[64], base[160] = "", nth[32] = "";
     json_t *v;
 
     if (!f)
@@ -479,28 +502,27 @@ static void print_line(struct suite *su, const struct scored *r)
         fflush(f);
         return;
     }
-    if (r->score.recovery_max_ms >= 0)
-        snprintf(rec, sizeof(rec), "%lld ms", (long long)r->score.recovery_max_ms);
-    else
-        snprintf(rec, sizeof(rec), "-");
+    ms_text(json_object_get(r->record, "recovery_ms"), rec, sizeof(rec));
+    redone_text(r->record, red, sizeof(red));
     if (r->base) {
-        v = json_object_get(r->base, "recovery_ms");
+        ms_text(json_object_get(r->base, "recovery_ms"), rec2, sizeof(rec2));
+        v = json_object_get(r->base, "steps_redone");
+        snprintf(base, sizeof(base), "  [no-replay: recovery %s, redone %s]", rec2,
+                 json_is_integer(v) ? "" : "unknown");
         if (json_is_integer(v))
-            snprintf(rec2, sizeof(rec2), "%lld ms", (long long)json_integer_value(v));
-        else
-            snprintf(rec2, sizeof(rec2), "-");
-        snprintf(base, sizeof(base), "  [no-replay: recovery %s, redone %lld]", rec2,
-                 (long long)json_integer_value(json_object_get(r->base, "steps_redone")));
+            snprintf(base, sizeof(base), "  [no-replay: recovery %s, redone %lld]", rec2,
+                     (long long)json_integer_value(v));
     }
     if (s->trials > 1)
         snprintf(nth, sizeof(nth), " trial %d", r->job->k);
-    fprintf(f,
-            "%s  seed %llu%s  %s  recovery %s  redone %d (+%d in flight)  context %s%s  "
-            "%s%s%s\n",
+    v = json_object_get(json_object_get(r->record, "context"), "preserved");
+    fprintf(f, "%s  seed %llu%s  %s  recovery %s  redone %s  context %s%s  %s%s%s\n",
             s->name, (unsigned long long)r->seed, nth, rb_outcome_name(r->score.outcome),
-            rec, r->score.steps_redone, r->score.inflight_lost,
-            r->score.context_preserved ? "preserved" : "lost", base, col,
-            r->pass ? "PASS" : "FAIL", off);
+            rec, red,
+            json_is_true(v)    ? "preserved"
+            : json_is_false(v) ? "lost"
+                               : "unknown",
+            base, col, r->pass ? "PASS" : "FAIL", off);
     if (!r->pass)
         fprintf(f, "  broken: %s\n", r->why);
     fflush(f);

@@ -336,6 +336,7 @@ struct trial_ctx {
     const struct rb_scenario *s;
     pthread_mutex_t lock;   /* t's events */
     int64_t attempt_offset; /* stdout offset where the latest attempt began */
+    int64_t next_offset;    /* stdout offset when the latest attempt exited */
     int oom;                /* ran out of memory keeping an event */
     int faulted;
     struct rb_world *world;
@@ -592,8 +593,9 @@ static void on_event(void *arg, const struct rb_fault_event *ev)
     size_t i;
 
     if (strcmp(ev->kind, "proc.start") == 0) {
-        off_t off = lseek(STDOUT_FILENO, 0, SEEK_CUR);
-        c->attempt_offset = off < 0 ? 0 : (int64_t)off;
+        /* Where the previous attempt's output ended: read at its exit, as a
+         * fast attempt may write before its proc.start is read here. */
+        c->attempt_offset = c->next_offset;
         for (i = 0; i < c->n_keys; i++)
             free(c->keys[i]);
         c->n_keys = 0;
@@ -603,8 +605,12 @@ static void on_event(void *arg, const struct rb_fault_event *ev)
             if (c->sup_index[i] < 0 && c->s->faults[i].at.kind == RB_SCENARIO_AT_TIME)
                 timer_set(c, i, ev->t_ns + c->s->faults[i].at.n * 1000000);
         c->first_start = 1;
-    } else if (c->faulted && strcmp(ev->kind, "proc.exit") == 0) {
-        timer_attempt_end(c);
+    } else if (strcmp(ev->kind, "proc.exit") == 0) {
+        off_t off = lseek(STDOUT_FILENO, 0, SEEK_CUR);
+
+        c->next_offset = off < 0 ? 0 : (int64_t)off;
+        if (c->faulted)
+            timer_attempt_end(c);
     }
     root = json_loads(ev->json, 0, NULL);
     if (!root) {

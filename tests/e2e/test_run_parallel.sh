@@ -71,6 +71,10 @@ jq -e '[.trials[].scenario] == ["a", "b"] and [.scenarios[].name] == ["a", "b"]
        and .scenarios[0].metrics.llm_calls_duplicated.n >= 0
        and .scenarios[0].baseline == null' "$tmp/o1/results.json" > /dev/null ||
     fail "rendezvous: $(jq -c '{suite, scenarios}' "$tmp/o1/results.json")"
+# The reports beside results.json.
+for f in junit.xml summary.md report.html; do
+    [ -s "$tmp/o1/$f" ] || fail "rendezvous: no $f: $(ls "$tmp/o1")"
+done
 # Each trial had its own folder, output and world.
 for t in a-s1-golden a-s1-faulted b-s1-golden b-s1-faulted; do
     [ -s "$tmp/o1/trials/$t/trial.json" ] && [ -s "$tmp/o1/trials/$t/stdout" ] ||
@@ -170,6 +174,7 @@ jq -e '.schema == 1 and .suite.complete == false and (.trials | type == "array")
        and (.scenarios | type == "array")' "$tmp/o4/results.json" > /dev/null ||
     fail "sigint: results: $(head -c 400 "$tmp/o4/results.json"; cat "$tmp/o4.err")"
 grep -q 'interrupted; results so far are in' "$tmp/o4.err" || fail "sigint: $(cat "$tmp/o4.err")"
+[ -s "$tmp/o4/junit.xml" ] || fail "sigint: no reports of the partial results"
 ! pgrep -f "$tmp/sleepy-agent.sh" > /dev/null || fail "sigint: an agent is still running"
 ! pgrep -f "$tmp/o4" > /dev/null || fail "sigint: a worker is still running"
 # The third seed never started.
