@@ -57,6 +57,13 @@ jq -e '.trials[0] | .steps_redone == null and .inflight_lost == null' \
     "$tmp/env/results.json" > /dev/null ||
     fail "steps not null: $(jq -c '.trials[0] | {steps_redone, inflight_lost}' "$tmp/env/results.json")"
 
+# ... and its golden trial folder reused by another audit: none is run.
+expect_exit 0 '^audit  seed 1  recovered  PASS$' \
+    rb audit --out "$tmp/env2" --golden "$tmp/env/trials/audit-s1-golden" \
+    --faults kill@time_ms=300 -- bash "$tmp/agent.sh"
+[ ! -e "$tmp/env2/trials/audit-s1-golden" ] || fail "--golden ran a golden trial anyway"
+[ -e "$tmp/env2/trials/audit-s1-faulted/stderr" ] || fail "--golden: no faulted trial"
+
 # 3. A scenario file with its own agent and faults.
 expect_exit 0 '^shell-durable  seed 1  recovered  PASS$' \
     rb audit --scenario scenarios/examples/shell-durable.json --out "$tmp/sc"
