@@ -7,7 +7,9 @@
  * conversation diverged from golden's and which message differs, parallel
  * requests matched whatever their order, unknown (null) step metrics and
  * black-box recovery for an agent that writes no step events, the escalated
- * outcome, and whether a failure reached the step retried after it.
+ * outcome, and whether a failure reached the step retried after it. One
+ * test runs the real world on loopback to check the message digests its
+ * journal writes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,11 +19,18 @@
 #include <cmocka.h>
 
 #include "run/run.h"
+#include "world/world.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #define BASE_NS 1000000000LL
 
@@ -592,6 +601,101 @@ static void test_wire_read(void **state)
     rb_wire_release(&w);
 }
 
+/* POSTs a chat request to the world on 127.0.0.1:port and reads the answer
+ * to its end (bounded: 20 s). */
+static void chat(uint16_t port, const char *body)
+{
+    struct sockaddr_in sa;
+    char req[512], buf[4096];
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+    time_t t0 = time(NULL);
+
+    assert_true(fd >= 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    n = snprintf(req, sizeof(req),
+                 "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Connection: close\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n\r\n",
+                 strlen(body));
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+
+        assert_true(time(NULL) - t0 < 20); /* hang guard */
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if (read(fd, buf, sizeof(buf)) <= 0)
+            break;
+    }
+    close(fd);
+}
+
+/* The real world's journal: each chat request's model and a digest per
+ * message, so a message that differs is found from the files alone. */
+static void test_world_journal_digests(void **state)
+{
+    char dir[] = "/tmp/test_score_world_XXXXXX", path[128];
+    struct rb_world_config cfg;
+    struct rb_world *w = NULL;
+    struct rb_trial g, t;
+    struct rb_score sc;
+    struct rb_error err;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/world.jsonl", dir);
+    rb_world_config_init(&cfg);
+    cfg.seed = 3;
+    cfg.journal_path = strdup(path);
+    rb_error_init(&err);
+    assert_int_equal(rb_world_start(&cfg, &w, &err), RB_OK);
+    chat(rb_world_port(w), "{\"model\":\"rebound-world\",\"messages\":["
+                           "{\"role\":\"system\",\"content\":\"be brief\"},"
+                           "{\"role\":\"user\",\"content\":\"what is 1+1\"}]}");
+    chat(rb_world_port(w), "{\"model\":\"rebound-world\",\"messages\":["
+                           "{\"content\":\"be brief\",\"role\":\"system\"},"
+                           "{\"role\":\"user\",\"content\":\"what is 2+2\"}]}");
+    rb_world_stop(w);
+    rb_world_config_release(&cfg);
+
+    start(&g, 0);
+    start(&t, 1);
+    assert_int_equal(rb_wire_read(path, &g.wire, &err), RB_OK);
+    assert_int_equal(g.wire.n, 2);
+    assert_int_equal(g.wire.reqs[0].llm, 1);
+    assert_int_equal(g.wire.reqs[0].answered, 1);
+    assert_true(g.wire.reqs[0].prompt_tokens > 0);
+    assert_string_equal(g.wire.reqs[0].model, "rebound-world");
+    assert_int_equal(g.wire.reqs[0].n_msgs, 2);
+    assert_string_equal(g.wire.reqs[0].msgs[0].role, "system");
+    assert_int_equal(strlen(g.wire.reqs[0].msgs[0].digest), 16);
+    /* the same message in another key order is the same message */
+    assert_string_equal(g.wire.reqs[0].msgs[0].digest, g.wire.reqs[1].msgs[0].digest);
+    assert_string_not_equal(g.wire.reqs[0].msgs[1].digest, g.wire.reqs[1].msgs[1].digest);
+
+    /* golden sent the first, the faulted trial the second */
+    t.wire.reqs = malloc(sizeof(*t.wire.reqs));
+    assert_non_null(t.wire.reqs);
+    t.wire.reqs[0] = g.wire.reqs[1];
+    t.wire.n = t.wire.cap = 1;
+    g.wire.n = 1;
+    g.wire.reqs[1].msgs = NULL; /* now t's */
+    ev(&t, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    t.end_ns = at(10);
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.diverged, 1);
+    assert_string_equal(sc.div_what, "message 1 (role user) differs");
+    rb_trial_release(&g);
+    rb_trial_release(&t);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +707,7 @@ int main(void)
         cmocka_unit_test(test_escalated_outcome),
         cmocka_unit_test(test_failure_context_of_retries),
         cmocka_unit_test(test_wire_read),
+        cmocka_unit_test(test_world_journal_digests),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
