@@ -38,14 +38,17 @@ expect_exit 2 "no golden trial in '$tmp/none'" \
 expect_exit 2 "unknown option '--fualts'" rb audit --fualts kill@llm_call=1 -- true
 [ ! -e "$tmp/u/results.json" ] || fail "a refused audit wrote results"
 
-# 2. What the agent is given: attempt 1 sleeps until the kill at 300 ms.
+# 2. What the agent is given. It calls a tool, and its first faulted attempt
+# then sleeps until it is killed (at that tool call).
 cat > "$tmp/agent.sh" << 'EOF'
 echo "attempt=$REBOUND_ATTEMPT id=$REBOUND_RUN_ID failure=${REBOUND_LAST_FAILURE:-none}" >&2
+curl -sf -o /dev/null -H 'Content-Type: application/json' -d '{"query":"q"}' \
+    "$REBOUND_TOOLS_URL/search"
 [ "$REBOUND_ATTEMPT" != 1 ] || [ "$REBOUND_TRIAL" != faulted ] || sleep 30
 echo "answer"
 EOF
 expect_exit 0 '^audit  seed 1  recovered  PASS$' \
-    rb audit --out "$tmp/env" --faults kill@time_ms=300 -- bash "$tmp/agent.sh"
+    rb audit --out "$tmp/env" --faults kill@tool_call=1 -- bash "$tmp/agent.sh"
 err=$tmp/env/trials/audit-s1-faulted/stderr
 grep -q '^attempt=1 id=audit-s1-faulted failure=none$' "$err" || fail "attempt 1: $(cat "$err")"
 grep -Eq '^attempt=2 id=audit-s1-faulted failure=\{"kind":"preemption","form":"sigkill".*"attempt":1\}$' \
@@ -60,7 +63,7 @@ jq -e '.trials[0] | .steps_redone == null and .inflight_lost == null' \
 # ... and its golden trial folder reused by another audit: none is run.
 expect_exit 0 '^audit  seed 1  recovered  PASS$' \
     rb audit --out "$tmp/env2" --golden "$tmp/env/trials/audit-s1-golden" \
-    --faults kill@time_ms=300 -- bash "$tmp/agent.sh"
+    --faults kill@tool_call=1 -- bash "$tmp/agent.sh"
 [ ! -e "$tmp/env2/trials/audit-s1-golden" ] || fail "--golden ran a golden trial anyway"
 [ -e "$tmp/env2/trials/audit-s1-faulted/stderr" ] || fail "--golden: no faulted trial"
 
