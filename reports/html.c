@@ -201,9 +201,9 @@ static void timeline_release(struct timeline *tl)
 
 static long ev_attempt(json_t *e)
 {
-    double v;
+    long long v;
 
-    return rb__jnum(e, "attempt", &v) ? (long)v : 0;
+    return rb__jint(e, "attempt", &v) ? (long)v : 0;
 }
 
 static int cmp_commit(const void *a, const void *b)
@@ -311,15 +311,15 @@ static int timeline_build(struct timeline *tl, json_t *events, json_t *faults)
                 }
         } else if (strcmp(kind, "fault.inject") == 0) {
             struct tl_fault *f = &tl->faults[tl->n_faults++];
-            double idx;
+            long long idx;
 
             f->t0 = f->t1 = t;
             f->form = rb__jstr(e, "form");
             f->trig = rb__jstr(e, "trigger");
-            f->index = rb__jnum(e, "fault", &idx) ? (long)idx : -1;
+            f->index = rb__jint(e, "fault", &idx) ? (long)idx : -1;
         } else if (strcmp(kind, "fault.heal") == 0) {
-            double idx;
-            long fi = rb__jnum(e, "fault", &idx) ? (long)idx : -1;
+            long long idx;
+            long fi = rb__jint(e, "fault", &idx) ? (long)idx : -1;
 
             for (j = tl->n_faults; j-- > 0;)
                 if (tl->faults[j].index == fi && tl->faults[j].t1 == tl->faults[j].t0) {
@@ -431,8 +431,8 @@ static void tick_row(FILE *out, const double *ts, size_t n, double end, double y
     if (!count)
         return;
     for (i = 0; i < n; i++) {
-        b = (int)((tl_x(ts[i], end) - TL_LEFT) / 2);
-        if (b >= 0 && b <= bins)
+        b = rb__bin((tl_x(ts[i], end) - TL_LEFT) / 2, bins);
+        if (b >= 0)
             count[b]++;
     }
     for (b = 0; b <= bins; b++) {
@@ -487,8 +487,8 @@ static void density(FILE *out, const struct timeline *tl, double y, double h)
     if (!all || !red)
         goto free_bins;
     for (i = 0; i < tl->n_bars; i++) {
-        b = (int)((tl_x(tl->bars[i].t0, tl->end) - TL_LEFT) / 3);
-        if (b < 0 || b > bins)
+        b = rb__bin((tl_x(tl->bars[i].t0, tl->end) - TL_LEFT) / 3, bins);
+        if (b < 0)
             continue;
         all[b]++;
         red[b] += tl->bars[i].redone;

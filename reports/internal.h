@@ -44,6 +44,14 @@ const char *rb__jstr(json_t *obj, const char *key);
 /* 1 and *v when obj[key] is a number; 0 otherwise (absent, null, other). */
 int rb__jnum(json_t *obj, const char *key, double *v);
 
+/* 1 and *v when obj[key] is a number: an integer as it is, a real rounded
+ * toward zero and clamped to +-1e15 (NaN never comes from JSON); 0 otherwise. */
+int rb__jint(json_t *obj, const char *key, long long *v);
+
+/* A double as an int bin index in [0, n], or -1 when it falls outside
+ * (or is not finite): a safe cast for drawing. */
+int rb__bin(double x, int n);
+
 /* ---- the suite model (model.c) ----------------------------------------- */
 
 /* The per-scenario metrics, in the order of results-additions.md. */

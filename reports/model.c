@@ -152,9 +152,9 @@ static int collect(json_t *rec, enum rb__metric m, struct vals *a)
 static int block_metric(json_t *block, enum rb__metric m, struct rb__stats *st)
 {
     json_t *o = json_object_get(json_object_get(block, "metrics"), metric_names[m]);
-    double n;
+    long long n;
 
-    if (!json_is_object(o) || !rb__jnum(o, "n", &n) || n < 0)
+    if (!json_is_object(o) || !rb__jint(o, "n", &n) || n < 0)
         return 0;
     memset(st, 0, sizeof(*st));
     if (n == 0)
@@ -287,7 +287,8 @@ enum rb_err rb__suite_build(json_t *root, struct rb__suite *out, struct rb_error
         t->scenario = rb__jstr(rec, "scenario");
         if (!t->scenario)
             t->scenario = "(unnamed)";
-        t->seed = rb__jnum(rec, "seed", &v) ? (long long)v : -1;
+        if (!rb__jint(rec, "seed", &t->seed))
+            t->seed = -1;
         t->outcome_text = rb__jstr(rec, "outcome");
         t->outcome = outcome_of(t->outcome_text);
         if (!t->outcome_text)

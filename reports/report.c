@@ -183,6 +183,33 @@ int rb__jnum(json_t *obj, const char *key, double *v)
     return 1;
 }
 
+int rb__jint(json_t *obj, const char *key, long long *v)
+{
+    json_t *j = json_is_object(obj) ? json_object_get(obj, key) : NULL;
+    double d;
+
+    if (json_is_integer(j)) {
+        *v = (long long)json_integer_value(j);
+        return 1;
+    }
+    if (!json_is_real(j))
+        return 0;
+    d = json_real_value(j);
+    if (!(d > -1e15))
+        d = -1e15;
+    if (!(d < 1e15))
+        d = 1e15;
+    *v = (long long)d;
+    return 1;
+}
+
+int rb__bin(double x, int n)
+{
+    if (!(x >= 0) || !(x <= (double)n))
+        return -1;
+    return (int)x;
+}
+
 /* ---- entry points ------------------------------------------------------ */
 
 enum rb_err rb_report_format_parse(const char *name, enum rb_report_format *out,

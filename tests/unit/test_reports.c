@@ -427,6 +427,44 @@ static void scenarios_block(void **state)
     json_decref(r);
 }
 
+/* Numbers far outside what rebound writes (huge, negative, reals where
+ * integers belong) still give every report, with nothing drawn off-scale
+ * turning into garbage. Run under UBSan in CI: no out-of-range cast. */
+static void hostile_numbers(void **state)
+{
+    static const char doc[] =
+        "{\"schema\": 1, \"suite\": {\"resilience_score\": 1e300},"
+        " \"scenarios\": [{\"name\": \"h\", \"metrics\": {\"recovery_ms\":"
+        "   {\"p50\": -1e300, \"p95\": 1e300, \"max\": 1e300, \"n\": 1e300}}}],"
+        " \"trials\": [{\"scenario\": \"h\", \"seed\": 1.5e300, \"wall_ms\": -5,"
+        "   \"faults\": [{\"inject_ms\": 1e308, \"recovery_ms\": 1e308}],"
+        "   \"faulted\": {\"wall_ms\": 1e308, \"events\": ["
+        "     {\"kind\": \"proc.start\", \"t_ms\": -1e308, \"attempt\": -1e300},"
+        "     {\"kind\": \"step.start\", \"step\": \"a\", \"t_ms\": 1e308,"
+        "      \"attempt\": 1e300},"
+        "     {\"kind\": \"step.replay\", \"step\": \"a\", \"t_ms\": 1e308},"
+        "     {\"kind\": \"fault.inject\", \"t_ms\": 1e308, \"fault\": 1e30},"
+        "     {\"kind\": \"fault.heal\", \"t_ms\": 1e308, \"fault\": -1e30},"
+        "     {\"kind\": \"proc.start\", \"t_ms\": 1e308, \"attempt\": 2},"
+        "     {\"kind\": \"step.commit\", \"t_ms\": \"x\"}, 7, null]}}]}";
+    json_t *r = json_loads(doc, 0, NULL);
+    char *x, *m, *h;
+
+    (void)state;
+    assert_non_null(r);
+    x = render(r, RB_REPORT_JUNIT);
+    m = render(r, RB_REPORT_MD);
+    h = render(r, RB_REPORT_HTML);
+    assert_has(x, "<testcase name=\"h seed 1000000000000000 [trial 1]\"");
+    assert_has(m, "| h |");
+    assert_int_equal(count(h, "class=\"timeline-svg\""), 1);
+    assert_lacks(h, "nan");
+    free(x);
+    free(m);
+    free(h);
+    json_decref(r);
+}
+
 /* ---- SVG writer -------------------------------------------------------- */
 
 static void svg_escapes(void **state)
@@ -503,8 +541,8 @@ int main(void)
         cmocka_unit_test(junit_mixed),     cmocka_unit_test(md_mixed),
         cmocka_unit_test(md_capped),       cmocka_unit_test(html_mixed),
         cmocka_unit_test(html_big_trial),  cmocka_unit_test(html_many_trials_capped),
-        cmocka_unit_test(scenarios_block), cmocka_unit_test(svg_escapes),
-        cmocka_unit_test(write_all),
+        cmocka_unit_test(scenarios_block), cmocka_unit_test(hostile_numbers),
+        cmocka_unit_test(svg_escapes),     cmocka_unit_test(write_all),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
