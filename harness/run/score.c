@@ -980,5 +980,7 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
     json_object_set_new(rec, "failure_context", failure_json(sc, t));
     json_object_set_new(rec, "escalation", escalation_json(t));
     json_object_set_new(rec, "steps_known", json_boolean(sc->steps_known));
+    if (t->drawn) /* what random schedules drew: paste into `faults` to rerun */
+        json_object_set(rec, "faults_drawn", t->drawn);
     return rec;
 }

@@ -59,6 +59,10 @@ jq -e '[.trials[] | select(.trial == "faulted") | .faulted.events[]
       (.kind | IN("preemption", "oom", "network", "clock")) and .random == 0
       and ((.at.step // 0) as $s | .at.llm_call != null or ($s >= 5 and $s <= 30)))' \
     "$tmp/a/results.json" > /dev/null || fail "drawn faults: $(cat "$tmp/a.txt")"
+# the record says it too (faults_drawn), as the timeline does
+jq -e '[.trials[] | select(.trial == "faulted")] | all(.faults_drawn
+    == [.faulted.events[] | select(.kind == "fault.schedule")][0].faults)' \
+    "$tmp/a/results.json" > /dev/null || fail "faults_drawn differs from the timeline"
 # what the timeline says was drawn is what was injected
 jq -e '[.trials[] | select(.trial == "faulted")] | all(
     ([.faulted.events[] | select(.kind == "fault.schedule")][0].faults | length)
