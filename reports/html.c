@@ -840,7 +840,7 @@ static void kv_end(struct kv *kv)
     kv->col = 0;
 }
 
-static void stats_row(FILE *out, const char *name, const struct rb__stats *st)
+static void stats_row(FILE *out, const char *name, const struct rb__stats *st, int dec)
 {
     char a[48], b[48], c[48];
 
@@ -853,8 +853,8 @@ static void stats_row(FILE *out, const char *name, const struct rb__stats *st)
         fprintf(out,
                 "</th><td class=\"num\">%s</td><td class=\"num\">%s</td>"
                 "<td class=\"num\">%s</td><td class=\"num\">%zu</td></tr>\n",
-                rb__fmt_num(a, st->p50, 2), rb__fmt_num(b, st->p95, 2),
-                rb__fmt_num(c, st->max, 2), st->n);
+                rb__fmt_num(a, st->p50, dec), rb__fmt_num(b, st->p95, dec),
+                rb__fmt_num(c, st->max, dec), st->n);
 }
 
 static void scenario_metrics(FILE *out, const struct rb__scen *sc)
@@ -866,7 +866,8 @@ static void scenario_metrics(FILE *out, const struct rb__scen *sc)
           "<th>p95</th><th>max</th><th>n</th></tr>\n",
           out);
     for (m = 0; m < RB__M_COUNT; m++)
-        stats_row(out, rb__metric_name((enum rb__metric)m), &sc->m[m]);
+        stats_row(out, rb__metric_name((enum rb__metric)m), &sc->m[m],
+                  m == RB__M_COST ? 4 : 2); /* cost is in small units */
     fputs("</table>\n<p>outcomes: ", out);
     for (o = 0; o < RB__O_COUNT; o++)
         if (sc->outcomes[o])

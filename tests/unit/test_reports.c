@@ -418,6 +418,9 @@ static void scenarios_block(void **state)
     assert_has(h, "request 3, attempt 2: message 3 (role tool) differs");
     assert_has(h, "reduction of recovery_ms p50, %");
     assert_has(h, "llm tokens_wasted");
+    assert_has(
+        h,
+        "<tr><th>cost_wasted</th><td class=\"num\">0</td><td class=\"num\">0.0163</td>");
     assert_has(h, "without replay: recovery_ms");
     assert_has(h, "Kill the coordinator while &lt;8&gt; research threads run");
     assert_has(h, "-j 2");
