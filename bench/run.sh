@@ -8,7 +8,8 @@
 #
 # Every bench/bench_*.c program is run as
 #   bench_NAME all --work DIR --rebound PATH [options]
-# and prints its own table; bench_runner first, the others after it.
+# and prints its own table; bench_runner first, the others after it; then
+# bench/suite.sh (`rebound run` on the scenario library, -j 2 and -j 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +58,11 @@ for prog in "$build"/bench/bench_*; do
     [ "$(basename "$prog")" = bench_runner ] && continue
     run_bench "$prog" "$@"
 done
+
+# The run engine: the scenario library end to end (bench/suite.sh).
+echo "== suite.sh"
+bench/suite.sh --rebound "$build/harness/rebound" --work "$work" "$@" || status=1
+echo
 
 echo "load avg:   $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) after"
 rm -rf "${work:?}"/*

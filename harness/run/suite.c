@@ -53,8 +53,9 @@ struct job {
     char dir[PATH_MAX];
     enum job_state state;
     pid_t pid;
-    char error[1024];     /* JOB_FAILED: the reason */
-    enum rb_err err_code; /* JOB_FAILED: the code */
+    int64_t start_ns, end_ns; /* its worker forked, reaped (engine's clock) */
+    char error[1024];         /* JOB_FAILED: the reason */
+    enum rb_err err_code;     /* JOB_FAILED: the code */
 };
 
 /* The engine's state for one rb_suite_run(). */
@@ -278,6 +279,7 @@ static int start_job(struct suite *su, struct job *j, const sigset_t *worker_mas
     if (pid == 0)
         worker(su->o, j, worker_mask);
     j->pid = pid;
+    j->start_ns = now_ns();
     j->state = JOB_RUNNING;
     su->running++;
     return 0;
@@ -292,6 +294,7 @@ static void collect(struct suite *su, struct job *j, int status)
     su->running--;
     su->done++;
     j->pid = 0;
+    j->end_ns = now_ns();
     if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_SAVED) {
         j->state = JOB_SAVED;
         return;
@@ -420,6 +423,25 @@ static int load_golden(struct suite *su, size_t scen, size_t seed_i, struct rb_t
         return -1;
     }
     return 0;
+}
+
+/* The golden job of scenario si's seed seed_i, or NULL (none ran here). */
+static const struct job *golden_job(const struct suite *su, size_t si, size_t seed_i)
+{
+    size_t i;
+
+    for (i = su->first_job[si]; i < su->first_job[si + 1]; i++)
+        if (su->jobs[i].seed_i == seed_i && su->jobs[i].kind == JOB_GOLDEN)
+            return &su->jobs[i];
+    return NULL;
+}
+
+/* Adds "worker_ms" (the trial's worker process, fork to reap) to o. */
+static void set_worker_ms(json_t *o, const struct job *j)
+{
+    if (json_is_object(o) && j && j->end_ns > j->start_ns)
+        json_object_set_new(o, "worker_ms",
+                            json_real((double)((j->end_ns - j->start_ns) / 1000) / 1e3));
 }
 
 /* Splits "a; b; c" into an array of strings. */
@@ -771,6 +793,8 @@ static void finish_scenario(struct suite *su, size_t si)
             r->seed = s->seeds[i];
             rb_score_trial(&golden, &t, &r->score);
             r->record = rb_score_json(s, &golden, &t, &r->score);
+            set_worker_ms(json_object_get(r->record, "faulted"), jb);
+            set_worker_ms(json_object_get(r->record, "golden"), golden_job(su, si, i));
             if (!have_golden || (!su->o->no_golden && !golden.completed))
                 snprintf(r->why, sizeof(r->why), "%s", gwhy);
             if (t.interrupted)
