@@ -338,7 +338,7 @@ static json_t *scenario_json(const struct audit_opts *o, int *code)
     struct rb_scenario *s = NULL;
     struct rb_error err;
     char cwd[PATH_MAX], desc[512];
-    json_t *root = NULL, *agent = NULL, *argv = NULL, *world, *lat;
+    json_t *root = NULL, *agent = NULL, *argv = NULL, *world, *lat, *restart;
     json_error_t jerr;
     size_t i, k, used = 0;
 
@@ -402,10 +402,16 @@ static json_t *scenario_json(const struct audit_opts *o, int *code)
         json_object_set_new(root, "name", json_string(o->name));
     if (o->seed >= 0)
         json_object_set_new(root, "seeds", json_pack("[I]", (json_int_t)o->seed));
-    if (o->restarts >= 0)
-        json_object_set_new(root, "restart",
-                            json_pack("{s:i, s:I}", "delay_ms", 10, "max_attempts",
-                                      (json_int_t)(o->restarts + 1)));
+    if (o->restarts >= 0) {
+        restart = json_object_get(root, "restart");
+        if (!json_is_object(restart)) {
+            restart = json_pack("{s:i}", "delay_ms", 10);
+            if (!restart || json_object_set_new(root, "restart", restart) != 0)
+                goto oom;
+        }
+        json_object_set_new(restart, "max_attempts",
+                            json_integer((json_int_t)(o->restarts + 1)));
+    }
     if (o->deadline > 0)
         json_object_set_new(root, "deadline_ms", json_integer((json_int_t)o->deadline));
     if (o->turns >= 0 || o->latency >= 0) {
@@ -595,10 +601,10 @@ static int golden_dirs(const char *path, const char *name, unsigned long long se
     return -1;
 }
 
-/* Runs the golden trial of `s` for its first seed in OUT/trials (where the
- * suite engine finds it), saves it, and sets *t. An exit code. */
-static int run_golden(const struct rb_scenario *s, const char *out, const char *exe,
-                      struct rb_trial *t, char *dir, size_t size)
+/* Runs the golden trial of `s` for its seed i in OUT/trials (where the suite
+ * engine finds it), saves it, and sets *t. An exit code. */
+static int run_golden(const struct rb_scenario *s, size_t i, const char *out,
+                      const char *exe, struct rb_trial *t, char *dir, size_t size)
 {
     char path[PATH_MAX + 16];
     struct rb_error err;
@@ -610,7 +616,7 @@ static int run_golden(const struct rb_scenario *s, const char *out, const char *
     sigaddset(&stops, SIGTERM);
     sigaddset(&stops, SIGHUP);
     if (snprintf(dir, size, "%s/trials/%s-s%llu-golden", out, s->name,
-                 (unsigned long long)s->seeds[0]) >= (int)size) {
+                 (unsigned long long)s->seeds[i]) >= (int)size) {
         cli_errorf("audit", "output folder '%s': path too long", out);
         return EXIT_USAGE;
     }
@@ -622,7 +628,7 @@ static int run_golden(const struct rb_scenario *s, const char *out, const char *
      * reads them. */
     pthread_sigmask(SIG_BLOCK, &stops, &old);
     rb_error_init(&err);
-    if (rb_trial_run(s, s->seeds[0], 0, dir, exe, t, &err) != RB_OK) {
+    if (rb_trial_run(s, s->seeds[i], 0, dir, exe, t, &err) != RB_OK) {
         cli_errorf("audit", "%s", err.message);
         rc = err.code == RB_ECHILD || err.code == RB_EINVAL ? EXIT_USAGE
                                                             : cli_exit_for(err.code);
@@ -907,7 +913,7 @@ int cmd_audit(int argc, char **argv)
     struct audit_opts o;
     struct rb_scenario *s = NULL;
     struct rb_suite_opts so;
-    struct rb_trial golden;
+    struct rb_trial golden, other;
     struct rb_error err;
     json_t *root = NULL, *results = NULL, *r;
     char exe[PATH_MAX], out[PATH_MAX], gdir[PATH_MAX], suite_gdir[PATH_MAX];
@@ -922,6 +928,7 @@ int cmd_audit(int argc, char **argv)
     o.out = "rebound-audit";
     o.seed = o.turns = o.latency = o.restarts = o.deadline = -1;
     rb_trial_init(&golden);
+    rb_trial_init(&other);
     rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         goto out;
@@ -988,15 +995,21 @@ int cmd_audit(int argc, char **argv)
             rc = EXIT_USAGE;
             goto out;
         }
-        rc = run_golden(s, out, exe, &golden, gdir, sizeof(gdir));
-        if (rc != EXIT_OK)
-            goto out;
+        /* Every seed's golden trial; the first one places the kill. */
+        for (i = s->n_seeds; i-- > 0;) {
+            struct rb_trial *t = i == 0 ? &golden : &other;
+
+            rc = run_golden(s, i, out, exe, t, gdir, sizeof(gdir));
+            if (rc == EXIT_OK && !t->completed)
+                printf("golden trial did not complete (exit %d, signal %d); see "
+                       "'%s/stderr'\n",
+                       t->exit_code, t->signal, gdir);
+            rb_trial_release(&other);
+            if (rc != EXIT_OK)
+                goto out;
+        }
         snprintf(suite_gdir, sizeof(suite_gdir), "%s", out);
         have_golden = 1;
-        if (!golden.completed)
-            printf("golden trial did not complete (exit %d, signal %d); see "
-                   "'%s/stderr'\n",
-                   golden.exit_code, golden.signal, gdir);
     }
     if (have_golden) {
         if (middle_fault(&golden, gdir, spec, sizeof(spec), why, sizeof(why)) != 0) {
