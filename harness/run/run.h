@@ -257,8 +257,10 @@ struct rb_score {
     int llm_answered;          /* of them, answered (status 200, whole answer) */
     int llm_golden_answered;   /* the golden trial's */
     int llm_duplicated;        /* repeats of a request an earlier attempt made and
-                                  got an answer for (same model and messages), or
-                                  answered calls beyond golden's, whichever is more */
+                                  got an answer for (same model and messages),
+                                  beyond golden's own repeats; then, up to the
+                                  answered calls beyond golden's count, the
+                                  earliest answered calls matching no golden one */
     int64_t prompt_tokens;     /* of this trial's answered LLM calls */
     int64_t completion_tokens; /* of them */
     int64_t tokens_wasted;     /* prompt + completion tokens of the duplicated */

@@ -318,7 +318,13 @@ static void describe_divergence(const struct rb_wire_req *r, const struct rb_wir
 {
     size_t k;
 
-    if (!g || !r->msgs) {
+    if (!g) {
+        out->div_message = -1;
+        snprintf(out->div_what, sizeof(out->div_what),
+                 "the golden trial sent no LLM request");
+        return;
+    }
+    if (!r->msgs || !g->msgs) {
         out->div_message = -1;
         snprintf(out->div_what, sizeof(out->div_what),
                  "its messages match no golden request (the journal has no message "
@@ -334,9 +340,13 @@ static void describe_divergence(const struct rb_wire_req *r, const struct rb_wir
         snprintf(out->div_what, sizeof(out->div_what),
                  "message %zu (role %s) missing: %zu messages, golden's had %zu", k,
                  g->msgs[k].role, r->n_msgs, g->n_msgs);
-    else
+    else if (strcmp(r->model, g->model))
         snprintf(out->div_what, sizeof(out->div_what),
                  "the model differs: '%.60s', golden's '%.60s'", r->model, g->model);
+    else /* the digests are a prefix of the hash: one collided */
+        snprintf(out->div_what, sizeof(out->div_what),
+                 "its messages differ from the closest golden request's by their "
+                 "hash alone");
 }
 
 /*
