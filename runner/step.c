@@ -287,9 +287,10 @@ enum rb_err rb_step(struct rb_run *run, const char *key, const struct rb_step_op
 
             rb_buf_init(&ev);
             if (rb__buf_printf(&ev, "\"tries\":%d,\"last_error\":%s", f.tries,
-                               f.last_error && strlen(f.last_error) < 2048
+                               !f.last_error ? "null"
+                               : strlen(f.last_error) < 2048
                                    ? f.last_error
-                                   : "null") == RB_OK)
+                                   : "{\"truncated\":true}") == RB_OK)
                 rb__event(run, "step.start", key, (const char *)ev.data);
             else
                 rb__event(run, "step.start", key, NULL);
