@@ -687,6 +687,15 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
             verdict && !strcmp(verdict, "pass")    ? "PASS"
             : verdict && !strcmp(verdict, "error") ? "ERROR"
                                                    : "FAIL");
+    broken = json_object_get(r, "broken");
+    if (verdict && !strcmp(verdict, "error")) {
+        /* The trial could not run: nothing was measured. */
+        json_array_foreach(broken, i, b)
+        {
+            fprintf(f, "  error: %s\n", json_is_string(b) ? json_string_value(b) : "?");
+        }
+        return;
+    }
     json_array_foreach(faults, i, fl)
     {
         fprintf(f, "  fault: %s at %s; recovery: first new request ",
@@ -733,12 +742,16 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
         fputs("  context: lost (the final output differs from golden's)\n", f);
     fx = json_object_get(r, "side_effects");
     fputs("  side effects: ", f);
-    put_int(f, json_object_get(fx, "total"), " took effect, ");
-    put_int(f, json_object_get(fx, "doubled"), " doubled, ");
-    if (no_golden)
-        fputs("missing unknown\n", f);
-    else
-        put_int(f, json_object_get(fx, "missing"), " missing\n");
+    if (!json_is_object(fx)) {
+        fputs("unknown\n", f);
+    } else {
+        put_int(f, json_object_get(fx, "total"), " took effect, ");
+        put_int(f, json_object_get(fx, "doubled"), " doubled, ");
+        if (no_golden)
+            fputs("missing unknown\n", f);
+        else
+            put_int(f, json_object_get(fx, "missing"), " missing\n");
+    }
     fputs("  steps redone: ", f);
     if (json_is_integer(json_object_get(r, "steps_redone"))) {
         put_int(f, json_object_get(r, "steps_redone"), " (+");
@@ -750,7 +763,6 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
             json_is_true(fcd)    ? "delivered"
             : json_is_false(fcd) ? "not delivered"
                                  : "unknown (nothing restarted)");
-    broken = json_object_get(r, "broken");
     if (json_array_size(broken) > 0) {
         fputs("  broken: ", f);
         json_array_foreach(broken, i, b)
@@ -939,6 +951,13 @@ int cmd_audit(int argc, char **argv)
     rc = EXIT_OK;
     s = scenario_load(&o, root);
     if (!s) {
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    /* The name makes the trials' folder names. */
+    if (strchr(s->name, '/') || !strcmp(s->name, ".") || !strcmp(s->name, "..")) {
+        cli_errorf("audit", "bad name '%s': it names folders, so no '/', '.' or '..'",
+                   s->name);
         rc = EXIT_USAGE;
         goto out;
     }

@@ -36,6 +36,8 @@ expect_exit 2 "no faults given and no golden trial to place the default kill in"
 expect_exit 2 "no golden trial in '$tmp/none'" \
     rb audit --out "$tmp/u" --golden "$tmp/none" -- true
 expect_exit 2 "unknown option '--fualts'" rb audit --fualts kill@llm_call=1 -- true
+expect_exit 2 "bad name 'a/b': it names folders" \
+    rb audit --out "$tmp/u" --name a/b --faults kill@time_ms=10 -- true
 [ ! -e "$tmp/u/results.json" ] || fail "a refused audit wrote results"
 
 # 2. What the agent is given. It calls a tool, and its first faulted attempt
