@@ -476,11 +476,18 @@ struct scored {
 /* Adds "; what" (or "what") to why. */
 static void add_why(char *why, size_t size, const char *what)
 {
-    size_t l = strlen(why);
+    size_t l = strlen(why), n = strlen(what);
 
-    if (!*what || l + 1 >= size)
+    if (n == 0 || l + 3 >= size)
         return;
-    snprintf(why + l, size - l, "%s%s", l ? "; " : "", what);
+    if (l) {
+        memcpy(why + l, "; ", 2);
+        l += 2;
+    }
+    if (n > size - l - 1)
+        n = size - l - 1; /* truncated */
+    memcpy(why + l, what, n);
+    why[l + n] = '\0';
 }
 
 /* "123 ms", or "-" when unknown (null). */
