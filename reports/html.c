@@ -859,7 +859,6 @@ static void stats_row(FILE *out, const char *name, const struct rb__stats *st, i
 
 static void scenario_metrics(FILE *out, const struct rb__scen *sc)
 {
-    json_t *base = json_object_get(sc->block, "baseline");
     int m, o;
 
     fputs("<table class=\"metrics scenario-metrics\"><tr><th>metric</th><th>p50</th>"
@@ -877,34 +876,34 @@ static void scenario_metrics(FILE *out, const struct rb__scen *sc)
     if (sc->errors)
         fprintf(out, ", %d could not run", sc->errors);
     fputs("</p>\n", out);
-    if (json_is_object(base)) {
-        json_t *red = json_object_get(base, "reduction_pct");
-        json_t *bm = json_object_get(base, "metrics");
-        struct kv kv = {out, 0};
-        const char *k;
-        json_t *v;
+    if (sc->base[0].n || sc->base[1].n || sc->has_reduction[0] || sc->has_reduction[1]) {
+        static const enum rb__metric which[2] = {RB__M_RECOVERY, RB__M_REDONE};
+        char x[48];
+        int k;
 
-        fputs(
-            "<table class=\"metrics baseline\"><tr><th colspan=\"6\">against a baseline "
-            "without the replay log (",
-            out);
-        rb__put_xml(out, rb__jstr(base, "mode"));
-        fputs(")</th></tr>\n", out);
-        json_object_foreach(red, k, v)
-        {
-            char name[128];
+        fputs("<table class=\"metrics baseline\"><tr><th>against a run without the "
+              "replay log</th><th>without replay, p50</th><th>with replay, p50</th>"
+              "<th>reduction</th></tr>\n",
+              out);
+        for (k = 0; k < 2; k++) {
+            const struct rb__stats *st = &sc->m[which[k]];
 
-            snprintf(name, sizeof(name), "reduction of %s p50, %%", k);
-            row(&kv, name, v, 1);
+            fprintf(out, "<tr><th>%s</th>", rb__metric_name(which[k]));
+            if (sc->base[k].n)
+                fprintf(out, "<td class=\"num\">%s</td>",
+                        rb__fmt_num(x, sc->base[k].p50, 2));
+            else
+                fputs("<td class=\"muted\">unknown</td>", out);
+            if (st->n)
+                fprintf(out, "<td class=\"num\">%s</td>", rb__fmt_num(x, st->p50, 2));
+            else
+                fputs("<td class=\"muted\">unknown</td>", out);
+            if (sc->has_reduction[k])
+                fprintf(out, "<td class=\"num reduction\">%s %%</td></tr>\n",
+                        rb__fmt_num(x, sc->reduction[k], 1));
+            else
+                fputs("<td class=\"muted\">unknown</td></tr>\n", out);
         }
-        json_object_foreach(bm, k, v)
-        {
-            char name[128];
-
-            snprintf(name, sizeof(name), "baseline %s p50", k);
-            row(&kv, name, json_object_get(v, "p50"), 2);
-        }
-        kv_end(&kv);
         fputs("</table>\n", out);
     }
 }

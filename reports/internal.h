@@ -119,6 +119,12 @@ struct rb__scen {
     int ctx_known; /* trials whose context was compared */
     int ctx_lost;  /* of them, lost */
     enum rb__verdict verdict;
+    /* Against a baseline without the replay log (--baseline no-replay), for
+     * recovery_ms [0] and steps_redone [1]: from the block, else from the
+     * trials' "baseline" records. */
+    struct rb__stats base[2]; /* the baseline's values; n == 0: none */
+    double reduction[2];      /* (baseline p50 - p50) / baseline p50 * 100 */
+    int has_reduction[2];     /* 0 when unknown or the baseline p50 is 0 */
 };
 
 struct rb__suite {

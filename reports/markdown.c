@@ -87,6 +87,36 @@ static void broken_line(const char *text, void *arg)
     b->shown++;
 }
 
+/* The reduction against a run without the replay log, one line per scenario
+ * that has one (capped with the table). */
+static void put_baselines(FILE *out, const struct rb__suite *s)
+{
+    char a[48];
+    size_t i, shown = 0;
+
+    for (i = 0; i < s->n_s && shown < MD_MAX_ROWS; i++) {
+        const struct rb__scen *sc = &s->s[s->order[i]];
+
+        if (!sc->has_reduction[0] && !sc->has_reduction[1])
+            continue;
+        if (shown++ == 0)
+            fputs("\n**Against a run without the replay log** (reduction of the p50)\n\n",
+                  out);
+        fputs("- **", out);
+        rb__put_md(out, sc->name);
+        fputs("**: recovery ", out);
+        if (sc->has_reduction[0])
+            fprintf(out, "%s %%", rb__fmt_num(a, sc->reduction[0], 1));
+        else
+            fputs("unknown", out);
+        fputs(", steps redone ", out);
+        if (sc->has_reduction[1])
+            fprintf(out, "%s %%\n", rb__fmt_num(a, sc->reduction[1], 1));
+        else
+            fputs("unknown\n", out);
+    }
+}
+
 enum rb_err rb__write_md(const struct rb__suite *s, FILE *out, struct rb_error *err)
 {
     struct broken_list b;
@@ -134,6 +164,7 @@ enum rb_err rb__write_md(const struct rb__suite *s, FILE *out, struct rb_error *
         fprintf(out, "\n%zu more scenarios not shown (see report.html).\n",
                 s->n_s - rows);
 
+    put_baselines(out, s);
     memset(&b, 0, sizeof(b));
     b.out = out;
     if (s->failed || s->errors) {

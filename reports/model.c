@@ -148,7 +148,8 @@ static int collect(json_t *rec, enum rb__metric m, struct vals *a)
     return 0;
 }
 
-/* Takes metric m from a "scenarios" entry when it is there and well formed. */
+/* Takes metric m from a "scenarios" entry (or its "baseline") when it is
+ * there and well formed. */
 static int block_metric(json_t *block, enum rb__metric m, struct rb__stats *st)
 {
     json_t *o = json_object_get(json_object_get(block, "metrics"), metric_names[m]);
@@ -193,6 +194,44 @@ static struct rb__scen *add_scen(struct rb__suite *s, const char *name, size_t c
     return sc;
 }
 
+/* The scenario's baseline numbers: from its block's "baseline", else from
+ * the trials' "baseline" records. `a` is scratch space. */
+static int scen_baseline(struct rb__suite *s, struct rb__scen *sc, struct vals *a)
+{
+    static const enum rb__metric which[2] = {RB__M_RECOVERY, RB__M_REDONE};
+    json_t *b = json_object_get(sc->block, "baseline");
+    size_t i;
+    int k;
+
+    for (k = 0; k < 2; k++) {
+        const char *name = metric_names[which[k]];
+        double v;
+
+        if (json_is_object(b)) {
+            if (!block_metric(b, which[k], &sc->base[k]))
+                memset(&sc->base[k], 0, sizeof(sc->base[k]));
+            if (rb__jnum(json_object_get(b, "reduction_pct"), name, &v)) {
+                sc->reduction[k] = v;
+                sc->has_reduction[k] = 1;
+            }
+            continue;
+        }
+        a->n = 0;
+        for (i = 0; i < sc->n; i++)
+            if (rb__jnum(json_object_get(s->t[sc->trials[i]].rec, "baseline"), name,
+                         &v) &&
+                vals_add(a, v) != 0)
+                return -1;
+        vals_stats(a, &sc->base[k]);
+        if (sc->base[k].n && sc->m[which[k]].n && sc->base[k].p50 != 0) {
+            sc->reduction[k] =
+                (sc->base[k].p50 - sc->m[which[k]].p50) / sc->base[k].p50 * 100.0;
+            sc->has_reduction[k] = 1;
+        }
+    }
+    return 0;
+}
+
 /* Fills the scenario's counts and metrics from its trials. */
 static int scen_finish(struct rb__suite *s, struct rb__scen *sc)
 {
@@ -228,6 +267,7 @@ static int scen_finish(struct rb__suite *s, struct rb__scen *sc)
             rc = collect(s->t[sc->trials[i]].rec, (enum rb__metric)m, &a);
         vals_stats(&a, &sc->m[m]);
     }
+    rc = rc ? rc : scen_baseline(s, sc, &a);
     free(a.v);
     if (sc->errors)
         sc->verdict = RB__ERROR;

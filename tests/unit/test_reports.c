@@ -416,7 +416,9 @@ static void scenarios_block(void **state)
     assert_has(m, "The suite was interrupted");
     assert_has(m, "· 4.3 s");
     assert_has(h, "request 3, attempt 2: message 3 (role tool) differs");
-    assert_has(h, "reduction of recovery_ms p50, %");
+    assert_has(h, "<tr><th>recovery_ms</th><td class=\"num\">2400</td>"
+                  "<td class=\"num\">120</td><td class=\"num reduction\">95 %</td></tr>");
+    assert_has(m, "- **fanout-kill**: recovery 95 %, steps redone 100 %\n");
     assert_has(h, "llm tokens_wasted");
     assert_has(
         h,
@@ -463,6 +465,33 @@ static void hostile_numbers(void **state)
     assert_int_equal(count(h, "class=\"timeline-svg\""), 1);
     assert_lacks(h, "nan");
     free(x);
+    free(m);
+    free(h);
+    json_decref(r);
+}
+
+/* Without a "scenarios" block, the reduction against the no-replay baseline
+ * is computed from the trials' baseline records. */
+static void baseline_from_trials(void **state)
+{
+    json_t *r = json_pack(
+        "{s:i, s:[{s:s, s:i, s:s, s:[{s:i}], s:i, s:{s:s, s:i, s:i}},"
+        "        {s:s, s:i, s:s, s:[{s:i}], s:i, s:{s:s, s:i, s:i}}]}",
+        "schema", 1, "trials", "scenario", "k", "seed", 1, "verdict", "pass", "faults",
+        "recovery_ms", 40, "steps_redone", 0, "baseline", "mode", "no-replay",
+        "recovery_ms", 400, "steps_redone", 20, "scenario", "k", "seed", 2, "verdict",
+        "pass", "faults", "recovery_ms", 60, "steps_redone", 0, "baseline", "mode",
+        "no-replay", "recovery_ms", 600, "steps_redone", 30);
+    char *m, *h;
+
+    (void)state;
+    assert_non_null(r);
+    m = render(r, RB_REPORT_MD);
+    h = render(r, RB_REPORT_HTML);
+    /* p50s (nearest rank): replay 40, baseline 400 and 20. */
+    assert_has(m, "- **k**: recovery 90 %, steps redone 100 %\n");
+    assert_has(h, "<td class=\"num reduction\">90 %</td>");
+    assert_int_equal(count(h, "class=\"dot baseline\""), 2);
     free(m);
     free(h);
     json_decref(r);
@@ -540,12 +569,19 @@ static void write_all(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(load_errors),     cmocka_unit_test(formats),
-        cmocka_unit_test(junit_mixed),     cmocka_unit_test(md_mixed),
-        cmocka_unit_test(md_capped),       cmocka_unit_test(html_mixed),
-        cmocka_unit_test(html_big_trial),  cmocka_unit_test(html_many_trials_capped),
-        cmocka_unit_test(scenarios_block), cmocka_unit_test(hostile_numbers),
-        cmocka_unit_test(svg_escapes),     cmocka_unit_test(write_all),
+        cmocka_unit_test(load_errors),
+        cmocka_unit_test(formats),
+        cmocka_unit_test(junit_mixed),
+        cmocka_unit_test(md_mixed),
+        cmocka_unit_test(md_capped),
+        cmocka_unit_test(html_mixed),
+        cmocka_unit_test(html_big_trial),
+        cmocka_unit_test(html_many_trials_capped),
+        cmocka_unit_test(scenarios_block),
+        cmocka_unit_test(hostile_numbers),
+        cmocka_unit_test(baseline_from_trials),
+        cmocka_unit_test(svg_escapes),
+        cmocka_unit_test(write_all),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
