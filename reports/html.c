@@ -788,8 +788,10 @@ static void put_cell_num(FILE *out, json_t *v, int dec)
         fputs("<td>", out);
         rb__put_xml(out, json_string_value(v));
         fputs("</td>", out);
-    } else if (json_is_null(v) || !v)
+    } else if (!v)
         fputs("<td class=\"muted\">unknown</td>", out);
+    else if (json_is_null(v))
+        fputs("<td class=\"muted\">none</td>", out);
     else {
         char *d = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 
@@ -1000,8 +1002,22 @@ static void trial_metrics(FILE *out, json_t *rec)
             shown = strcmp(k, known[i]) == 0;
         for (i = 0; i < sizeof(skip) / sizeof(skip[0]) && !shown; i++)
             shown = strcmp(k, skip[i]) == 0;
-        if (!shown && (json_is_number(v) || json_is_string(v) || json_is_boolean(v)))
+        if (shown || json_is_null(v))
+            continue;
+        if (json_is_object(v)) {
+            const char *k2;
+            json_t *v2;
+
+            json_object_foreach(v, k2, v2)
+            {
+                char name[160];
+
+                snprintf(name, sizeof(name), "%s %s", k, k2);
+                row(&kv, name, v2, 2);
+            }
+        } else {
             row(&kv, k, v, 2);
+        }
     }
     kv_end(&kv);
     fputs("</table>\n", out);
@@ -1010,8 +1026,9 @@ static void trial_metrics(FILE *out, json_t *rec)
 static void faults_table(FILE *out, json_t *faults)
 {
     static const char *const cols[] = {
-        "form",       "trigger",   "mechanism", "inject_ms", "recovery_ms",  "detect_ms",
-        "restart_ms", "replay_ms", "redo_ms",   "inflight",  "inflight_step"};
+        "form",        "trigger",   "mechanism",     "inject_ms",
+        "recovery_ms", "detect_ms", "restart_ms",    "replay_ms",
+        "redo_ms",     "inflight",  "inflight_step", "recovery_first_request_ms"};
     size_t i, c;
 
     if (json_array_size(faults) == 0)

@@ -420,6 +420,9 @@ static void scenarios_block(void **state)
                   "<td class=\"num\">120</td><td class=\"num reduction\">95 %</td></tr>");
     assert_has(m, "- **fanout-kill**: recovery 95 %, steps redone 100 %\n");
     assert_has(h, "llm tokens_wasted");
+    /* A field newer than this reader is shown, not hidden; null is "none". */
+    assert_has(h, "<th>tools golden_calls</th><td class=\"num\">26</td>");
+    assert_has(h, "<th>recovery_ms</th><td class=\"muted\">none</td>");
     assert_has(
         h,
         "<tr><th>cost_wasted</th><td class=\"num\">0</td><td class=\"num\">0.0163</td>");
