@@ -96,8 +96,9 @@ jq -e '[.trials[] | .verdict == "pass" and .broken == []
     fail "correct: $(jq -c '[.trials[] | {scenario, seed, outcome, broken}]' "$res")"
 # killed inside step 19: two attempts, the failure handed over, nothing redone
 jq -e '[.trials[] | select(.scenario == "correct-kill") | .steps_redone == 0
-        and .context.preserved and .golden_steps == 30 and .faulted.attempts == 2
-        and .failure_context_delivered and .recovery_ms >= 0] | all' "$res" > /dev/null ||
+        and .context.preserved and .context.divergence == null and .golden_steps == 30
+        and .faulted.attempts == 2 and .failure_context_delivered and .recovery_ms >= 0
+        and .llm.duplicated <= 1] | all' "$res" > /dev/null ||
     fail "correct-kill: $(jq -c '[.trials[] | select(.scenario == "correct-kill")
         | del(.faulted.events, .golden.events)]' "$res")"
 # The answer compared is the agent's, not its closing line of counts.
@@ -137,21 +138,24 @@ if [ -n "$clock" ]; then
 fi
 
 # 2. no-replay: every committed step runs again after the restart; the only
-# thing wrong is the redone work.
+# thing wrong is the redone work (LLM calls made twice, the same requests).
 run_mode no-replay kill '[1, 2]' 1
 flags no-replay steps_redone ""
-jq -e '[.trials[] | .outcome == "recovered" and .steps_redone >= 15 and .context.preserved]
-       | all' "$res" > /dev/null || fail "no-replay: $(first)"
+jq -e '[.trials[] | .outcome == "recovered" and .steps_redone >= 15 and .context.preserved
+        and .context.divergence == null and .llm.duplicated >= 5] | all' "$res" > /dev/null ||
+    fail "no-replay: $(first)"
 grep -Eq '^  broken: steps_redone [0-9]+ > max_steps_redone 0$' "$tmp/no-replay-kill.out" ||
     fail "no-replay: $(cat "$tmp/no-replay-kill.out")"
 
 # 3. drop-history: steps replayed, but the conversation sent after the
-# restart lacks the earlier turns, so the answer differs: context lost (and
+# restart lacks the earlier turns (the first request to diverge is the
+# restarted attempt's), so the answer differs: context lost (and
 # with it, maybe, a tool the golden run called: a side effect missing).
 run_mode drop-history kill '[1, 2]' 1
 flags drop-history "outcome context_preserved" "side"
 jq -e '[.trials[] | .outcome == "degraded" and (.context.preserved | not)
-        and .steps_redone == 0] | all' "$res" > /dev/null || fail "drop-history: $(first)"
+        and .context.divergence.attempt == 2 and .steps_redone == 0] | all' "$res" \
+    > /dev/null || fail "drop-history: $(first)"
 grep -q 'context_preserved false, expected true' "$tmp/drop-history-kill.out" ||
     fail "drop-history: $(cat "$tmp/drop-history-kill.out")"
 
