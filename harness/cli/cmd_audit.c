@@ -282,8 +282,8 @@ static json_t *parse_fault(const char *spec, char *why, size_t size)
         json_object_set_new(f, forms[i].n, json_integer((json_int_t)n));
     } else if (forms[i].http && !strcmp(forms[i].n, "count")) {
         json_object_set_new(f, "count", json_integer(1));
-    } else if (!strcmp(forms[i].form, "refused")) {
-        json_object_set_new(f, "duration_ms", json_integer(1000));
+    } else if (!strcmp(forms[i].form, "refused") || !strcmp(forms[i].form, "partition")) {
+        json_object_set_new(f, "duration_ms", json_integer(1000)); /* scenarios need it */
     } else if (!strcmp(forms[i].form, "jump")) {
         say(why, size, "bad fault '%s': give the jump in seconds, e.g. %s:3600", spec,
             spec);
