@@ -38,6 +38,15 @@ expect_exit 2 "no golden trial in '$tmp/none'" \
 expect_exit 2 "unknown option '--fualts'" rb audit --fualts kill@llm_call=1 -- true
 expect_exit 2 "bad name 'a/b': it names folders" \
     rb audit --out "$tmp/u" --name a/b --faults kill@time_ms=10 -- true
+# Every form and trigger docs/audit.md lists makes a valid scenario: the
+# audit goes on to the agent, which is missing here.
+for f in kill@llm_call=1 notice@tool_call=2:500 freeze@time_ms=5:200 oom-kill@step=3 \
+    partition@llm_call=2 partition@llm_call=2:2000 clock-jump@step=3+50:-3600 \
+    reset@start stall@llm_call=1 server_error@tool_call=1:2 rate_limit@llm_call=1:3 \
+    truncate@start slow@start refused@llm_call=2 refused@start:500; do
+    expect_exit 2 "cannot start agent '/nonexistent/agent'" \
+        rb audit --out "$tmp/u" --faults "$f" -- /nonexistent/agent
+done
 [ ! -e "$tmp/u/results.json" ] || fail "a refused audit wrote results"
 
 # 2. What the agent is given. It calls a tool, and its first faulted attempt
