@@ -46,6 +46,7 @@ static const char css[] =
     "th,td{border:1px solid #d9dde3;padding:3px 8px;text-align:left;"
     "vertical-align:top}"
     "th{background:#eef0f3;font-weight:600}"
+    ".scroll{overflow-x:auto}table.faults{font-size:12px}"
     "td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".tag{display:inline-block;padding:0 6px;border-radius:4px;font-weight:600;"
     "font-size:12px}"
@@ -1033,7 +1034,7 @@ static void faults_table(FILE *out, json_t *faults)
 
     if (json_array_size(faults) == 0)
         return;
-    fputs("<table class=\"metrics faults\"><tr>", out);
+    fputs("<div class=\"scroll\"><table class=\"metrics faults\"><tr>", out);
     for (c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
         fprintf(out, "<th>%s</th>", cols[c]);
     fputs("</tr>\n", out);
@@ -1045,7 +1046,7 @@ static void faults_table(FILE *out, json_t *faults)
             put_cell_num(out, json_object_get(f, cols[c]), 2);
         fputs("</tr>\n", out);
     }
-    fputs("</table>\n", out);
+    fputs("</table></div>\n", out);
 }
 
 static void broken_item(const char *text, void *arg)
