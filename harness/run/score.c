@@ -84,15 +84,38 @@ static int clean_exit(const struct rb_trial_event *e)
 
 /* ---- the wire ------------------------------------------------------------------ */
 
-/* The attempt that was running at t_ns: proc.start events up to then. */
-static int attempt_at(const struct rb_trial *t, int64_t t_ns)
+/* When each attempt started: the trial's proc.start events, in order. */
+struct starts {
+    int64_t *t_ns; /* owned; NULL when none or out of memory */
+    size_t n;
+};
+
+static void starts_init(const struct rb_trial *t, struct starts *s)
 {
     size_t i;
-    int n = 0;
 
-    for (i = 0; i < t->n_events && t->events[i].t_ns <= t_ns; i++)
-        n += is(&t->events[i], "proc.start");
-    return n ? n : 1;
+    s->n = 0;
+    s->t_ns = t->n_events ? malloc(t->n_events * sizeof(*s->t_ns)) : NULL;
+    for (i = 0; s->t_ns && i < t->n_events; i++)
+        if (is(&t->events[i], "proc.start"))
+            s->t_ns[s->n++] = t->events[i].t_ns;
+}
+
+/* The attempt that was running at t_ns: attempts started up to then, at
+ * least 1. */
+static int attempt_at(const struct starts *s, int64_t t_ns)
+{
+    size_t lo = 0, hi = s->n;
+
+    while (lo < hi) { /* the first start after t_ns */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (s->t_ns[mid] <= t_ns)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? (int)lo : 1;
 }
 
 /* 1 when a and b are the same request: same route and body hash, and for
@@ -189,8 +212,8 @@ static int count_sorted(const struct rb_wire_req **v, size_t n,
  * more often than `golden` did (a golden trial may ask the same twice).
  * Returns how many, or -1 when out of memory.
  */
-static int mark_repeats(const struct rb_trial *golden, const struct rb_trial *t, int llm,
-                        char *dup)
+static int mark_repeats(const struct rb_trial *golden, const struct rb_trial *t,
+                        const struct starts *st, int llm, char *dup)
 {
     const struct rb_wire_req **v, **gv;
     size_t n, gn, i, start;
@@ -212,7 +235,7 @@ static int mark_repeats(const struct rb_trial *golden, const struct rb_trial *t,
             end++;
         beyond = (int)(end - start) - count_sorted(gv, gn, v[start]);
         for (i = start; i < end && beyond > 0; i++) {
-            int a = attempt_at(t, v[i]->t_ns);
+            int a = attempt_at(st, v[i]->t_ns);
 
             if (first_answered && a > first_answered) {
                 dup[v[i] - t->wire.reqs] = 1;
@@ -235,7 +258,7 @@ static int mark_repeats(const struct rb_trial *golden, const struct rb_trial *t,
  * up to that surplus (an agent whose requests never repeat exactly). Tool calls by the
  * first rule alone. */
 static void score_calls(const struct rb_trial *golden, const struct rb_trial *t,
-                        struct rb_score *out)
+                        const struct starts *st, struct rb_score *out)
 {
     const struct rb_wire_req **gv = NULL;
     char *dup = t->wire.n ? calloc(t->wire.n, 1) : NULL;
@@ -268,11 +291,11 @@ static void score_calls(const struct rb_trial *golden, const struct rb_trial *t,
     }
     if (!dup)
         return; /* no requests, or out of memory: nothing found duplicated */
-    out->tool_duplicated = mark_repeats(golden, t, 0, dup);
+    out->tool_duplicated = mark_repeats(golden, t, st, 0, dup);
     if (out->tool_duplicated < 0)
         out->tool_duplicated = 0;
     memset(dup, 0, t->wire.n);
-    exact = mark_repeats(golden, t, 1, dup);
+    exact = mark_repeats(golden, t, st, 1, dup);
     if (exact < 0)
         exact = 0;
     surplus = out->llm_answered - out->llm_golden_answered;
@@ -357,7 +380,7 @@ static void describe_divergence(const struct rb_wire_req *r, const struct rb_wir
  * duplicated call, not a lost context.
  */
 static void score_divergence(const struct rb_trial *golden, const struct rb_trial *t,
-                             struct rb_score *out)
+                             const struct starts *st, struct rb_score *out)
 {
     const struct rb_wire_req **gv;
     size_t gn, i, j;
@@ -398,7 +421,7 @@ static void score_divergence(const struct rb_trial *golden, const struct rb_tria
         }
         out->diverged = 1;
         out->div_request = k;
-        out->div_attempt = attempt_at(t, r->t_ns);
+        out->div_attempt = attempt_at(st, r->t_ns);
         out->div_golden_request = best_k;
         describe_divergence(r, best, out);
         break;
@@ -409,27 +432,33 @@ static void score_divergence(const struct rb_trial *golden, const struct rb_tria
 /* Black-box recovery of the fault injected at event index k, whose clock
  * starts at base_ns: the first request not made before the injection, in a
  * later attempt when the fault ended its attempt (`died`). */
-static int64_t first_new_request(const struct rb_trial *t, size_t k, int64_t base_ns,
-                                 int died)
+static int64_t first_new_request(const struct rb_trial *t, const struct starts *st,
+                                 size_t k, int64_t base_ns, int died)
 {
-    int64_t inj = t->events[k].t_ns;
-    int fault_attempt = attempt_at(t, inj);
-    size_t i, j;
+    int64_t inj = t->events[k].t_ns, found = -1;
+    int fault_attempt = attempt_at(st, inj);
+    const struct rb_wire_req **before =
+        t->wire.n ? malloc(t->wire.n * sizeof(*before)) : NULL;
+    size_t i, n = 0;
 
-    for (i = 0; i < t->wire.n; i++) {
+    if (!before)
+        return -1; /* no requests, or out of memory: none seen */
+    for (i = 0; i < t->wire.n; i++)
+        if (t->wire.reqs[i].t_ns < inj && t->wire.reqs[i].hash[0])
+            before[n++] = &t->wire.reqs[i];
+    qsort(before, n, sizeof(*before), cmp_req_ptr);
+    for (i = 0; i < t->wire.n && found < 0; i++) {
         const struct rb_wire_req *r = &t->wire.reqs[i];
-        int seen = 0;
 
         if (r->t_ns < base_ns || r->t_ns < inj)
             continue;
-        if (died && attempt_at(t, r->t_ns) <= fault_attempt)
+        if (died && attempt_at(st, r->t_ns) <= fault_attempt)
             continue;
-        for (j = 0; j < t->wire.n && !seen; j++)
-            seen = t->wire.reqs[j].t_ns < inj && same_req(&t->wire.reqs[j], r);
-        if (!seen)
-            return ms(r->t_ns - base_ns);
+        if (!in_sorted(before, n, r))
+            found = ms(r->t_ns - base_ns);
     }
-    return -1;
+    free(before);
+    return found;
 }
 
 #define MAX_OPEN 256 /* steps in flight at once that are told apart */
@@ -448,7 +477,8 @@ static int64_t heal_of(const struct rb_trial *t, size_t k, int64_t fault_index)
 }
 
 /* Scores the fault injected at event index k. */
-static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_score *f)
+static void score_fault(const struct rb_trial *t, const struct starts *st, size_t k,
+                        struct rb_fault_score *f)
 {
     const struct rb_trial_event *inj = &t->events[k];
     const char *open[MAX_OPEN], *s;
@@ -533,7 +563,7 @@ static void score_fault(const struct rb_trial *t, size_t k, struct rb_fault_scor
         }
     }
     f->recovery_first_request_ms =
-        first_new_request(t, k, heal_of(t, k, fault_index), death >= 0);
+        first_new_request(t, st, k, heal_of(t, k, fault_index), death >= 0);
 }
 
 /* ---- failure context ----------------------------------------------------------- */
@@ -653,10 +683,12 @@ static int has_steps(const struct rb_trial *t)
 void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
                     struct rb_score *out)
 {
+    struct starts st;
     size_t i;
     int restarts = 0, delivered = 0;
 
     memset(out, 0, sizeof(*out));
+    starts_init(t, &st);
     out->recovery_max_ms = -1;
     out->faults_fired = t->injected;
     out->faults_armed = (int)t->n_armed;
@@ -667,7 +699,7 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
         if (!is(e, "fault.inject") || json_object_get(e->json, "phase"))
             continue; /* the SIGKILL ending a notice is the same fault */
         f = &out->faults[out->n_faults++];
-        score_fault(t, i, f);
+        score_fault(t, &st, i, f);
         out->inflight_lost += f->inflight;
         if (f->recovery_ms > out->recovery_max_ms)
             out->recovery_max_ms = f->recovery_ms;
@@ -731,8 +763,9 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
             out->faults[i].inflight_step[0] = '\0';
         }
     }
-    score_calls(golden, t, out);
-    score_divergence(golden, t, out);
+    score_calls(golden, t, &st, out);
+    score_divergence(golden, t, &st, out);
+    free(st.t_ns);
     out->context_preserved = golden->completed && t->completed &&
                              strcmp(golden->stdout_hash, t->stdout_hash) == 0 &&
                              !out->diverged;
