@@ -553,6 +553,72 @@ static void test_failure_context_of_retries(void **state)
     rb_trial_release(&g);
 }
 
+/* A 503 from the world on one call, ridden out inside the attempt: asking
+ * the same again is not new progress, the next request is; the attempt did
+ * not die, so there is no detect time. */
+static void test_recovery_to_first_new_request(void **state)
+{
+    struct rb_trial g, t;
+    struct rb_score sc;
+
+    (void)state;
+    golden3(&g);
+    start(&t, 1);
+    ev(&t, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    llm(&t, 10, "system:s0 user:u0", 200, 100, 10);
+    llm(&t, 19.5, "system:s0 user:u0 assistant:a1 tool:t1", 503, 200, 0);
+    ev(&t, 20,
+       "{\"kind\":\"fault.inject\",\"form\":\"server_error\",\"where\":\"world\"}");
+    llm(&t, 25, "system:s0 user:u0 assistant:a1 tool:t1", 200, 200, 20);
+    llm(&t, 30, "system:s0 user:u0 assistant:a1 tool:t1 assistant:a2 tool:t2", 200, 300,
+        30);
+    ev(&t, 40, "{\"kind\":\"proc.exit\",\"attempt\":1,\"exit_code\":0,\"signal\":0}");
+    t.end_ns = at(40);
+
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.n_faults, 1);
+    assert_int_equal(sc.faults[0].recovery_first_request_ms, 10);
+    assert_int_equal(sc.faults[0].detect_ms, -1); /* it exited 0 at the end */
+    assert_int_equal(sc.llm_duplicated, 0);       /* the 503 had no answer */
+    assert_int_equal(sc.diverged, 0);
+    rb_trial_release(&g);
+    rb_trial_release(&t);
+}
+
+/* A step that failed and is run again: librebound's step.start says so and
+ * carries the failure; one that carries `tries` without it was not handed
+ * the failure. */
+static void test_step_retry_carries_failure(void **state)
+{
+    struct rb_trial g, t;
+    struct rb_score sc;
+
+    (void)state;
+    start(&g, 0);
+    ev(&g, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    g.end_ns = at(10);
+    start(&t, 1);
+    ev(&t, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    ev(&t, 1, "{\"kind\":\"step.start\",\"step\":\"fetch\"}");
+    ev(&t, 2, "{\"kind\":\"step.fail\",\"step\":\"fetch\"}");
+    ev(&t, 3,
+       "{\"kind\":\"step.start\",\"step\":\"fetch\",\"tries\":1,\"last_error\":"
+       "{\"code\":\"RB_EIO\",\"try\":1}}");
+    ev(&t, 4, "{\"kind\":\"step.fail\",\"step\":\"fetch\"}");
+    ev(&t, 5,
+       "{\"kind\":\"step.start\",\"step\":\"fetch\",\"tries\":2,\"last_error\":"
+       "null}");
+    ev(&t, 6, "{\"kind\":\"step.commit\",\"step\":\"fetch\"}");
+    t.end_ns = at(10);
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.retries_judged, 2);
+    assert_int_equal(sc.retries_blind, 1);
+    assert_int_equal(sc.failure_context_delivered, 0);
+    assert_string_equal(sc.blind_what, "fetch retried without its last failure");
+    rb_trial_release(&g);
+    rb_trial_release(&t);
+}
+
 /* The journal as the world writes it: lines of other routes are skipped, a
  * missing file is a clear error and leaves the wire as it was. */
 static void test_wire_read(void **state)
@@ -706,6 +772,8 @@ int main(void)
         cmocka_unit_test(test_black_box_nulls),
         cmocka_unit_test(test_escalated_outcome),
         cmocka_unit_test(test_failure_context_of_retries),
+        cmocka_unit_test(test_recovery_to_first_new_request),
+        cmocka_unit_test(test_step_retry_carries_failure),
         cmocka_unit_test(test_wire_read),
         cmocka_unit_test(test_world_journal_digests),
     };
