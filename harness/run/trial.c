@@ -425,6 +425,18 @@ static void fire(struct trial_ctx *c, size_t i)
         add_event(c, now_ns(), "fault.arm", o);
     else
         c->oom = 1;
+    /* A world that stops listening is hit by no call: stopping is the
+     * injection. */
+    if (wf.kind != RB_WORLD_FAULT_REFUSED || atomic_exchange(&c->hit[i], 1))
+        return;
+    atomic_fetch_add(&c->world_fired, 1);
+    o = json_pack("{s:s, s:s, s:i, s:s, s:s, s:i}", "kind", "fault.inject", "form",
+                  rb_scenario_form_name(f->form), "scenario_fault", (int)i, "trigger",
+                  desc, "where", "world", "world_fault", id);
+    if (o)
+        add_event(c, now_ns(), "fault.inject", o);
+    else
+        c->oom = 1;
 }
 
 /* A world fault's first hit is its injection. */
