@@ -992,6 +992,7 @@ struct shape {
     int steps;     /* 0: unknown (an external agent) */
     int llm_turns; /* when steps is known */
     const struct rb_scenario_workflow *wf;
+    int64_t deadline_ms; /* the scenario's (its default when not valid) */
 };
 
 static void check_trigger(struct ctx *c, json_t *at, const struct shape *sh,
@@ -1218,7 +1219,8 @@ static void check_fault(struct ctx *c, json_t *f, const struct shape *sh,
 static void check_random(struct ctx *c, json_t *r, const struct shape *sh,
                          struct rb_scenario_random *out)
 {
-    static const char *const keys[] = {"kinds", "count", "window_steps", "seed", NULL};
+    static const char *const keys[] = {"kinds",     "count", "window_steps",
+                                       "window_ms", "seed",  NULL};
     json_t *kinds = NULL, *win = NULL, *v;
     int64_t seed;
     size_t i, saved;
@@ -1265,7 +1267,33 @@ static void check_random(struct ctx *c, json_t *r, const struct shape *sh,
     }
     if (get_int32(c, r, "count", 1, 1000, &out->count) == 0)
         report(c, 0, "missing required key 'count' in random schedule");
-    if (get_typed(c, r, "window_steps", JSON_ARRAY, &win) == 1) {
+    if (json_object_get(r, "window_steps") && json_object_get(r, "window_ms")) {
+        report_in(c, "window_ms", 1,
+                  "random schedule has both 'window_steps' and 'window_ms'; give one");
+    } else if (json_object_get(r, "window_ms")) {
+        if (get_typed(c, r, "window_ms", JSON_ARRAY, &win) == 1) {
+            json_t *a = json_array_get(win, 0), *b = json_array_get(win, 1);
+
+            if (json_array_size(win) != 2 || !json_is_integer(a) || !json_is_integer(b) ||
+                json_integer_value(a) < 0 ||
+                json_integer_value(b) < json_integer_value(a) ||
+                json_integer_value(b) > 86400000) {
+                report_in(
+                    c, "window_ms", 0,
+                    "'window_ms' must be [first, last] ms after the start with 0 <= "
+                    "first <= last");
+            } else if (json_integer_value(b) >= sh->deadline_ms) {
+                report_in(c, "window_ms", 0,
+                          "'window_ms' ends at %lld ms, past the scenario's deadline_ms "
+                          "of %lld",
+                          (long long)json_integer_value(b), (long long)sh->deadline_ms);
+            } else {
+                out->window_time = 1;
+                out->window_ms_min = json_integer_value(a);
+                out->window_ms_max = json_integer_value(b);
+            }
+        }
+    } else if (get_typed(c, r, "window_steps", JSON_ARRAY, &win) == 1) {
         json_t *a = json_array_get(win, 0), *b = json_array_get(win, 1);
 
         if (json_array_size(win) != 2 || !json_is_integer(a) || !json_is_integer(b) ||
@@ -1283,7 +1311,9 @@ static void check_random(struct ctx *c, json_t *r, const struct shape *sh,
             out->window_max = (int)json_integer_value(b);
         }
     } else if (!json_object_get(r, "window_steps")) {
-        report(c, 0, "missing required key 'window_steps' in random schedule");
+        report(c, 0,
+               "random schedule needs 'window_steps' (a step window) or 'window_ms' (a "
+               "time window)");
     }
     if (get_int(c, r, "seed", 0, INT64_MAX, &seed) == 1) {
         out->has_seed = 1;
@@ -1448,7 +1478,7 @@ static void check_scenario(struct ctx *c, json_t *root, const char *path,
     json_t *agent = NULL, *world = NULL, *faults = NULL, *restart = NULL, *expect = NULL;
     json_t *seeds = NULL, *v;
     const char *str = NULL;
-    struct shape sh = {0, 0, NULL};
+    struct shape sh = {0, 0, NULL, 60000};
     int64_t version = 0;
     size_t i;
 
@@ -1492,6 +1522,9 @@ static void check_scenario(struct ctx *c, json_t *root, const char *path,
         check_world(c, world, &s->world);
         leave(c, saved);
     }
+    v = json_object_get(root, "deadline_ms"); /* checked below */
+    if (json_is_integer(v) && json_integer_value(v) >= 1)
+        sh.deadline_ms = json_integer_value(v);
     if (get_typed(c, root, "faults", JSON_ARRAY, &faults) == 1) {
         size_t saved = enter(c, "faults");
 

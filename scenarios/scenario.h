@@ -196,7 +196,10 @@ struct rb_scenario_random {
     int count;      /* faults to draw */
     int window_min; /* step triggers drawn in [window_min, window_max] */
     int window_max;
-    int has_seed; /* 0: the trial's seed */
+    int window_time;       /* 1: "window_ms" instead: time triggers drawn in */
+    int64_t window_ms_min; /* [window_ms_min, window_ms_max] ms after the */
+    int64_t window_ms_max; /* agent's first start */
+    int has_seed;          /* 0: the trial's seed */
     uint64_t seed;
     int line;
 };

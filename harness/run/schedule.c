@@ -1,6 +1,6 @@
 /*
  * schedule.c - random fault schedules: a scenario's `random` entries
- * ({kinds, count, window_steps, seed}) expanded, for one trial's seed, into
+ * ({kinds, count, window_steps or window_ms, seed}) expanded, for one trial's seed, into
  * concrete faults of the scenario format, each with a form of its kind, the
  * parameters that form needs and a trigger inside the window. The draw
  * depends only on the seed (the schedule's own, or the trial's), the
@@ -98,13 +98,23 @@ static enum rb_err draw_fault(const struct rb_scenario *s,
      * runs) or once it has committed. Not "during": a delay into a step
      * that a later fault of the schedule kills first would never come, as
      * the step is replayed, not started, after the restart. */
-    if (r->window_min < 1 || r->window_max < r->window_min) {
-        set_err(err, RB_EINVAL, "random schedule has an empty window");
-        return RB_EINVAL;
+    if (r->window_time) {
+        /* A time window: for agents that write no step events too. */
+        if (r->window_ms_min < 0 || r->window_ms_max < r->window_ms_min) {
+            set_err(err, RB_EINVAL, "random schedule has an empty window");
+            return RB_EINVAL;
+        }
+        f->at.kind = RB_SCENARIO_AT_TIME;
+        f->at.n = draw(state, r->window_ms_min, r->window_ms_max);
+    } else {
+        if (r->window_min < 1 || r->window_max < r->window_min) {
+            set_err(err, RB_EINVAL, "random schedule has an empty window");
+            return RB_EINVAL;
+        }
+        f->at.kind = RB_SCENARIO_AT_STEP;
+        f->at.n = draw(state, r->window_min, r->window_max);
+        f->at.when = draw(state, 0, 1) ? RB_SCENARIO_AFTER : RB_SCENARIO_BEFORE;
     }
-    f->at.kind = RB_SCENARIO_AT_STEP;
-    f->at.n = draw(state, r->window_min, r->window_max);
-    f->at.when = draw(state, 0, 1) ? RB_SCENARIO_AFTER : RB_SCENARIO_BEFORE;
 
     pick = draw(state, 0, 99);
     switch (f->kind) {
@@ -134,7 +144,7 @@ static enum rb_err draw_fault(const struct rb_scenario *s,
         if (f->form == RB_SCENARIO_NET_RATE_LIMIT)
             f->retry_after_s = 1;
         /* Armed at an LLM call in the window, so that calls follow it. */
-        if (llm_range(s, r->window_min, r->window_max, &lo, &hi)) {
+        if (!r->window_time && llm_range(s, r->window_min, r->window_max, &lo, &hi)) {
             f->at.kind = RB_SCENARIO_AT_LLM_CALL;
             f->at.n = draw(state, lo, hi);
             f->at.when = RB_SCENARIO_BEFORE;

@@ -4,7 +4,8 @@
 # trial recovers with its context and every drawn fault fires. The drawn
 # faults are in each trial's timeline (a fault.schedule event): the same
 # seed draws the same faults on a second run, other seeds draw others, and a
-# schedule with its own seed draws the same faults for every trial seed.
+# schedule with its own seed draws the same faults for every trial seed. A
+# time window serves an agent that writes no step events.
 #
 # ctest-timeout: 150
 set -euo pipefail
@@ -70,6 +71,39 @@ jq -e '[.trials[] | select(.trial == "faulted")] | all(
     fail "drawn and injected faults differ"
 echo "drawn:"
 cat "$tmp/a.txt"
+
+# A time window, for an agent that writes no step events: a shell agent
+# making LLM calls with curl (which retries) meets the world faults drawn
+# 100..400 ms after its start, every one of them, and recovers.
+cat > "$tmp/calls.sh" << 'SH'
+#!/usr/bin/env bash
+set -euo pipefail
+state=start
+for ((i = 1; i <= 40; i++)); do
+    state=$(curl -sSf --max-time 20 --retry 6 --retry-delay 0 --retry-all-errors \
+        -H "content-type: application/json" \
+        -d "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"$state $i\"}]}" \
+        "$OPENAI_BASE_URL/chat/completions" | sha256sum | cut -c1-16)
+done
+echo "final: $state"
+SH
+chmod +x "$tmp/calls.sh"
+cat > "$tmp/timed.json" << 'JSON'
+{"description": "a random schedule in a time window", "rebound": 1,
+ "agent": {"command": {"argv": ["./calls.sh"]}},
+ "world": {"turns": 0, "latency": {"fixed_ms": 25}},
+ "faults": [{"random": {"kinds": ["network"], "count": 2, "window_ms": [100, 400]}}],
+ "expect": {"outcome": "recovered"},
+ "seeds": [1, 2], "deadline_ms": 60000}
+JSON
+code=0
+rb run "$tmp/timed.json" --out "$tmp/t" > "$tmp/t.out" 2> "$tmp/t.err" || code=$?
+[ "$code" -eq 0 ] || fail "time window: exit $code: $(cat "$tmp/t.out" "$tmp/t.err")"
+jq -e '[.trials[] | select(.trial == "faulted")] | length == 2 and all(
+    .faults_armed == 2 and .faults_fired == 2 and (.faults_drawn | length) == 2
+    and all(.faults_drawn[]; .at.time_ms >= 100 and .at.time_ms <= 400)
+    and all(.faults[]; .trigger | test("^time [0-9]+ms$")))' "$tmp/t/results.json" > /dev/null ||
+    fail "time window: $(jq -c '[.trials[] | del(.faulted, .golden)]' "$tmp/t/results.json")"
 
 # The schedule's own seed: every trial seed draws the same faults.
 scenario fixed ', "seed": 42'

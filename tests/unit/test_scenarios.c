@@ -511,6 +511,38 @@ static void test_random_schedule(void **state)
     rb_scenario_free(s);
 }
 
+/* A time window (for agents without step events): time triggers in it. */
+static void test_random_time_window(void **state)
+{
+    const char *text = "{\"rebound\": 1, \"description\": \"d\", \"agent\": "
+                       "{\"command\": {\"argv\": [\"./a.sh\"]}}, \"faults\": "
+                       "[{\"random\": {\"kinds\": [\"preemption\", \"network\"], "
+                       "\"count\": 8, \"window_ms\": [100, 900]}}]}";
+    struct rb_scenario *s = NULL;
+    struct rb_scenario_fault *faults = NULL;
+    json_t *drawn = NULL;
+    size_t n = 0, i;
+
+    (void)state;
+    assert_int_equal(rb_scenario_parse(text, strlen(text), "r.json", &s, NULL, NULL),
+                     RB_OK);
+    assert_true(s->randoms[0].window_time);
+    assert_int_equal(s->randoms[0].window_ms_min, 100);
+    assert_int_equal(s->randoms[0].window_ms_max, 900);
+    assert_int_equal(rb_schedule_expand(s, 7, &faults, &n, &drawn, NULL), RB_OK);
+    assert_int_equal(n, 8);
+    for (i = 0; i < n; i++) {
+        assert_int_equal(faults[i].at.kind, RB_SCENARIO_AT_TIME);
+        assert_in_range(faults[i].at.n, 100, 900);
+        assert_int_equal(json_integer_value(json_object_get(
+                             json_object_get(json_array_get(drawn, i), "at"), "time_ms")),
+                         faults[i].at.n);
+    }
+    json_decref(drawn);
+    free(faults);
+    rb_scenario_free(s);
+}
+
 static void test_unreadable(void **state)
 {
     struct rb_scenario *s = NULL;
@@ -529,11 +561,17 @@ static void test_unreadable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full),          cmocka_unit_test(test_minimal_defaults),
-        cmocka_unit_test(test_command_agent), cmocka_unit_test(test_library),
-        cmocka_unit_test(test_tiered),        cmocka_unit_test(test_positions),
-        cmocka_unit_test(test_workflow_file), cmocka_unit_test(test_nul_after_token),
-        cmocka_unit_test(test_unreadable),    cmocka_unit_test(test_random_schedule),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_minimal_defaults),
+        cmocka_unit_test(test_command_agent),
+        cmocka_unit_test(test_library),
+        cmocka_unit_test(test_tiered),
+        cmocka_unit_test(test_positions),
+        cmocka_unit_test(test_workflow_file),
+        cmocka_unit_test(test_nul_after_token),
+        cmocka_unit_test(test_unreadable),
+        cmocka_unit_test(test_random_schedule),
+        cmocka_unit_test(test_random_time_window),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
