@@ -945,6 +945,23 @@ static enum rb_err plan(struct suite *su, struct rb_error *err)
     return RB_OK;
 }
 
+/* Two scenarios of one name would share their trials' folders. */
+static enum rb_err check_names(const struct rb_suite_opts *o, struct rb_error *err)
+{
+    size_t i, k;
+
+    for (i = 0; i < o->n; i++)
+        for (k = 0; k < i; k++)
+            if (!strcmp(o->scenarios[i]->name, o->scenarios[k]->name))
+                return fail(err, RB_EINVAL,
+                            "two scenarios are named '%s' ('%s' and '%s'): their trials "
+                            "would share folders; give one a \"name\"",
+                            o->scenarios[i]->name,
+                            o->scenarios[k]->path ? o->scenarios[k]->path : "?",
+                            o->scenarios[i]->path ? o->scenarios[i]->path : "?");
+    return RB_OK;
+}
+
 /* Checks the golden trials to reuse are there, before anything runs. */
 static enum rb_err check_goldens(const struct rb_suite_opts *o, struct rb_error *err)
 {
@@ -1018,7 +1035,9 @@ enum rb_err rb_suite_run(const struct rb_suite_opts *o, json_t **results,
         return fail(err, RB_EINVAL,
                     "bad suite options: scenarios, an absolute output "
                     "folder and rebound's path are needed");
-    rc = check_goldens(o, err);
+    rc = check_names(o, err);
+    if (rc == RB_OK)
+        rc = check_goldens(o, err);
     if (rc != RB_OK)
         return rc;
     cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -129,6 +129,13 @@ wait "$wpid" 2> /dev/null || true
 fixed "$port" free.json
 expect_exit 0 '^suite: 4 trials, 4 passed' rb run free.json -j 4 --out "$tmp/o-free"
 
+# Two scenarios of one name would share trial folders (under -j, at once).
+mkdir other
+cp ok.json other/ok.json
+expect_exit 2 "two scenarios are named 'ok' \('ok\.json' and 'other/ok\.json'\)" \
+    rb run ok.json other/ok.json --out "$tmp/o-same"
+[ ! -e "$tmp/o-same/results.json" ] || fail "same name: results were written"
+
 # Bad options.
 expect_exit 2 "bad -j '0'" rb run ok.json -j 0 --out "$tmp/o-bad"
 expect_exit 2 "bad -j 'x'" rb run ok.json -jx --out "$tmp/o-bad"
