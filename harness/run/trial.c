@@ -1,9 +1,12 @@
 /*
  * trial.c - one trial of `rebound run`: a scenario's agent (its command, or
  * the built-in agent as `rebound agent`) run against its own world (in
- * process, a free port on 127.0.0.1) and its own store, under the supervisor
- * (faults/faults.h) with the scenario's restart policy and deadline, and, for
- * a faulted trial, its faults armed at the supervisor or the world. Every
+ * process, on 127.0.0.1 at a free port or the scenario's; for a partition, on
+ * the host end of the agent's own network namespace) and its own store, under
+ * the supervisor (faults/faults.h) with the scenario's restart policy and
+ * deadline, and, for a faulted trial, its faults (random schedules drawn for
+ * its seed) armed at the supervisor or the world, world faults at a time by a
+ * timer thread of the trial. Every
  * event (the supervisor's proc.* and fault.*, the agent's step.* from
  * REBOUND_EVENT_FD, the world's fault hits) is kept with rebound's monotonic
  * time for the scorer (score.c). The agent's stdout and stderr go to files
