@@ -8,8 +8,9 @@
 #
 #   no-replay               kill.json    steps_redone > 0, nothing else
 #   drop-history            kill.json    outcome degraded, context lost
-#   ignore-failure-context  oom.json     the task tried three times at the same
-#                                        memory, the run not finished
+#   ignore-failure-context  oom.json     failure context not delivered: the task
+#                                        tried three times at the same memory,
+#                                        the run parked, not finished
 #                           oom-limit.json  OOM-killed as a whole in every attempt
 #                                        (a crash loop) instead of parked
 #   no-idempotency          effects.json a side effect doubled at the world
@@ -160,11 +161,12 @@ grep -q 'context_preserved false, expected true' "$tmp/drop-history-kill.out" ||
     fail "drop-history: $(cat "$tmp/drop-history-kill.out")"
 
 # 4. ignore-failure-context: the task OOMs, and the agent tries it again
-# blindly with the same 64 MiB three times, then gives up: the run does not
-# finish (parked for a human); nothing was redone.
+# blindly with the same 64 MiB three times (the failure did not reach the
+# retry), then gives up: the run is parked for a human, not finished;
+# nothing was redone.
 run_mode ignore-failure-context oom '[1]' 1
-flags ignore-failure-context outcome "context_preserved"
-jq -e '[.trials[] | (.outcome == "failed" or .outcome == "escalated")
+flags ignore-failure-context "outcome failure_context_delivered" "context_preserved"
+jq -e '[.trials[] | .outcome == "escalated" and .failure_context_delivered == false
         and .steps_redone == 0 and
         ([.faulted.events[] | select(.kind == "task.end") | [.outcome, .limit]]
          | length >= 3 and all(. == ["oom", 67108864]))] | all' "$res" > /dev/null ||
