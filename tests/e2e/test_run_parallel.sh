@@ -94,7 +94,7 @@ builtin() {
  "trials": 2, "seeds": [1, 2]}
 JSON
 }
-builtin long 40 30
+builtin long 60 30
 builtin short 10 5
 keys() {
     sed -E 's/  recovery .*  (PASS|FAIL)$/ \1/' "$1"
