@@ -4,7 +4,9 @@
 # built-in agent (exit 0, resilience score 100), every armed fault fired, and
 # the library still covers what issue 5 asks of it: every fault kind and form,
 # kills before, during and after a step, a fault during recovery, escalations
-# and side effects. docs/scenario-library.md lists every file.
+# and side effects. docs/scenario-library.md lists every file. And it has
+# teeth: each deliberately flawed mode of the built-in agent breaks the
+# library scenario that checks what it gets wrong.
 #
 # ctest: slow
 # ctest-timeout: 300
@@ -85,4 +87,25 @@ jq -e '[.trials[] | .verdict == "pass" and .broken == [] and .faults_fired == .f
 jq -e '[.trials[] | select(.faults_armed == 0) | .scenario] | unique
        == ["clock-drift", "clock-offset", "oom-rlimit-escalates"]' "$res" > /dev/null ||
     fail "$(jq -c '[.trials[] | select(.faults_fired == 0) | .scenario]' "$res")"
+
+# 3. The library has teeth: each deliberately flawed agent mode breaks the
+# library scenario that checks what it gets wrong (one seed each; copies of
+# the scenarios with the mode set, in the library's folder terms).
+# teeth MODE SCENARIO REGEX: the flawed run exits 1 and a broken line
+# matches REGEX.
+teeth() {
+    local code=0
+    jq --arg m "$1" '.agent.builtin.mode = $m | .seeds = [.seeds[0]] | .trials = 1' \
+        "$lib/$2.json" > "$tmp/$1-$2.json"
+    rb run "$tmp/$1-$2.json" --out "$tmp/o-$1" > "$tmp/$1.out" 2> "$tmp/$1.err" || code=$?
+    [ "$code" -eq 1 ] || fail "$1 on $2: exit $code, 1 expected: $(cat "$tmp/$1.out" "$tmp/$1.err")"
+    grep -Eq "^  broken: .*$3" "$tmp/$1.out" || fail "$1 on $2: $(cat "$tmp/$1.out")"
+}
+teeth no-replay kill-at-step-147 'steps_redone [0-9]+ > max_steps_redone 0'
+teeth drop-history kill-mid-llm-call 'context_preserved false, expected true'
+teeth no-idempotency kill-between-effect-and-commit 'side effects not exactly once: [1-9]'
+teeth ignore-failure-context oom-in-task-step 'failure_context_delivered false, expected true'
+if ! ldd "$REBOUND" 2> /dev/null | grep -q libasan; then
+    teeth wall-clock-lease clock-jump-forward 'outcome: failed, expected recovered'
+fi
 echo ok
