@@ -1426,6 +1426,23 @@ static void check_expect(struct ctx *c, json_t *e, struct rb_scenario_expect *ou
     get_int(c, e, "max_time_lost_ms", 0, INT64_MAX, &out->max_time_lost_ms);
 }
 
+/* A scenario's name is part of its trials' folder names: a plain file name. */
+static int name_ok(const char *name)
+{
+    size_t i, n = strlen(name);
+
+    if (n == 0 || n > 100 || name[0] == '.')
+        return 0;
+    for (i = 0; i < n; i++) {
+        char ch = name[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+            return 0;
+    }
+    return 1;
+}
+
 static void set_defaults(struct ctx *c, struct rb_scenario *s)
 {
     size_t k;
@@ -1492,9 +1509,14 @@ static void check_scenario(struct ctx *c, json_t *root, const char *path,
         report_in(c, "rebound", 0,
                   "unsupported format version %lld; this rebound reads %d",
                   (long long)version, RB_SCENARIO_VERSION);
-    if (get_str(c, root, "name", &str) == 1)
+    if (get_str(c, root, "name", &str) == 1) {
+        if (!name_ok(str))
+            report_in(c, "name", 0,
+                      "bad name '%.80s': the name names the trials' folders, so use 1 to "
+                      "100 letters, digits, '.', '_' or '-', not starting with '.'",
+                      str);
         s->name = dup_str(c, str);
-    else if (!json_object_get(root, "name"))
+    } else if (!json_object_get(root, "name"))
         s->name = default_name(c, path);
     if (get_str(c, root, "description", &str) == 1)
         s->description = dup_str(c, str);
