@@ -871,8 +871,10 @@ static void finish_scenario(struct suite *su, size_t si)
                    failed == 0 && n_res > 0 ? "pass" : "fail", "outcomes", outcomes,
                    "metrics", metrics_json(recs, p), "baseline",
                    baseline_json(recs, bases));
-    if (sj)
+    if (sj && n_res > 0) /* not one that a stop kept from running */
         json_array_append_new(su->scenarios, sj);
+    else
+        json_decref(sj);
 out:
     for (i = 0; res && i < n_res; i++) {
         json_decref(res[i].record);

@@ -139,7 +139,8 @@ grep -Eq '\[no-replay: recovery [0-9]+ ms, redone (29|30)\]  PASS$' "$tmp/o3.out
 grep -q '^suite: 4 trials, 4 passed, 0 failed; resilience score 100; against no-replay: recovery p50 .*, steps redone p50 100% less$' \
     "$tmp/o3.out" || fail "baseline: $(cat "$tmp/o3.out")"
 
-# 4. Ctrl-C under -j 2: both trials (each sleeping) are stopped. SIGINT is
+# 4. Ctrl-C under -j 2: both trials (each sleeping) are stopped, the rest
+#    never starts (a third seed, a second scenario). SIGINT is
 #    reset to its default for rebound: a script's background job ignores it.
 cat > "$tmp/sleepy-agent.sh" << 'SH'
 #!/usr/bin/env bash
@@ -152,7 +153,7 @@ cat > "$tmp/sleepy.json" << JSON
  "faults": [{"kind": "preemption", "form": "sigkill", "at": {"time_ms": 50000}}],
  "seeds": [1, 2, 3], "deadline_ms": 120000}
 JSON
-env --default-signal=INT "$REBOUND" run "$tmp/sleepy.json" -j 2 --out "$tmp/o4" \
+env --default-signal=INT "$REBOUND" run "$tmp/sleepy.json" "$tmp/short.json" -j 2 --out "$tmp/o4" \
     > "$tmp/o4.out" 2> "$tmp/o4.err" &
 pid=$!
 at_exit "kill -KILL $pid 2> /dev/null || true; pkill -KILL -f '$tmp/sleepy-agent.sh' || true"
@@ -177,6 +178,8 @@ grep -q 'interrupted; results so far are in' "$tmp/o4.err" || fail "sigint: $(ca
 [ -s "$tmp/o4/junit.xml" ] || fail "sigint: no reports of the partial results"
 ! pgrep -f "$tmp/sleepy-agent.sh" > /dev/null || fail "sigint: an agent is still running"
 ! pgrep -f "$tmp/o4" > /dev/null || fail "sigint: a worker is still running"
+jq -e '[.scenarios[].name] == ["sleepy"]' "$tmp/o4/results.json" > /dev/null ||
+    fail "sigint: a scenario that did not run is listed: $(jq -c .scenarios "$tmp/o4/results.json")"
 # The third seed never started.
 [ ! -e "$tmp/o4/trials/sleepy-s3-golden/trial.json" ] || fail "sigint: seed 3 ran"
 
