@@ -8,9 +8,12 @@
  */
 #include "internal.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -133,11 +136,33 @@ static void remove_stale(struct rb_netns *ns)
         closedir(d);
 }
 
+/* 1 when an interface of this namespace has an address in /30 number i of
+ * 10.200.0.0/14. */
+static int subnet_in_use(unsigned i)
+{
+    uint32_t base = (10u << 24) | ((200u + (i >> 14)) << 16) | (((i >> 6) & 255u) << 8) |
+                    ((i & 63u) * 4u);
+    struct ifaddrs *list = NULL, *a;
+    int used = 0;
+
+    if (getifaddrs(&list) != 0)
+        return 0;
+    for (a = list; a && !used; a = a->ifa_next) {
+        if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET)
+            continue;
+        used = (ntohl(((const struct sockaddr_in *)(const void *)a->ifa_addr)
+                          ->sin_addr.s_addr) &
+                ~3u) == base;
+    }
+    freeifaddrs(list);
+    return used;
+}
+
 enum rb_err rb_netns_new(struct rb_netns **out, struct rb_error *err)
 {
     static int counter;
     struct rb_netns *ns;
-    unsigned i;
+    unsigned i, tries;
     enum rb_err rc;
 
     rc = rb_netns_check(err);
@@ -148,8 +173,12 @@ enum rb_err rb_netns_new(struct rb_netns **out, struct rb_error *err)
         return rb__fx_fail(err, RB_ENOMEM, "out of memory");
     find_tool("ip", ns->ip, sizeof(ns->ip));
     find_tool("tc", ns->tc, sizeof(ns->tc));
-    /* A /30 in 10.200.0.0/14, from the pid and a counter. */
+    /* A /30 in 10.200.0.0/14, from the pid and a counter; pids 4096 apart
+     * start at the same one, so skip the /30s an interface already has (a
+     * supervisor in another process whose agent is attached). */
     i = ((unsigned)getpid() * 16u + (unsigned)counter++) & 0xffffu;
+    for (tries = 0; tries < 64 && subnet_in_use(i); tries++)
+        i = (i + 1) & 0xffffu;
     snprintf(ns->host_addr, sizeof(ns->host_addr), "10.%u.%u.%u", 200 + (i >> 14),
              (i >> 6) & 255, (i & 63) * 4 + 1);
     snprintf(ns->agent_addr, sizeof(ns->agent_addr), "10.%u.%u.%u", 200 + (i >> 14),
