@@ -19,6 +19,7 @@ packages=(
     clang libclang-rt-14-dev     # libFuzzer targets (scripts/fuzz.sh)
     jq util-linux curl           # e2e tests: JSON checks; setpriv, mount, fallocate; HTTP
     libxml2-utils                # xmllint: the JUnit report checked against its schema
+    python3                      # the Python example agents (examples/, rebound audit tests)
 )
 # Wanted but not required: the HTML report's browser test
 # (tests/e2e/test_report_html.sh) renders the page in headless Chromium and is
