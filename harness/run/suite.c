@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +35,7 @@
 #define WORKER_STOPPED 3 /* a stop signal came before the trial began */
 
 #define STOP_GRACE_MS 30000 /* after a stop, workers get this long, then SIGKILL */
+#define WORKER_GRACE_S 60   /* a worker past its trial's deadline + this is killed */
 
 enum job_kind { JOB_GOLDEN, JOB_FAULTED, JOB_BASELINE };
 
@@ -54,6 +56,7 @@ struct job {
     enum job_state state;
     pid_t pid;
     int64_t start_ns, end_ns; /* its worker forked, reaped (engine's clock) */
+    int overdue;              /* 1: killed, still running long past its deadline */
     char error[1024];         /* JOB_FAILED: the reason */
     enum rb_err err_code;     /* JOB_FAILED: the code */
 };
@@ -189,7 +192,7 @@ static int stop_pending(void)
 /* The worker: runs one trial and exits. The stop signals stay blocked (the
  * trial's supervisor reads them); SIGCHLD is let through again. */
 static void worker(const struct rb_suite_opts *o, const struct job *j,
-                   const sigset_t *worker_mask)
+                   const sigset_t *worker_mask, pid_t engine)
 {
     const struct rb_scenario *s = o->scenarios[j->scen];
     struct rb_trial t;
@@ -198,7 +201,10 @@ static void worker(const struct rb_suite_opts *o, const struct job *j,
     int fd;
 
     sigprocmask(SIG_SETMASK, worker_mask, NULL);
-    if (stop_pending())
+    /* Should the engine die, the trial is stopped as by Ctrl-C (SIGTERM,
+     * blocked here, is read by the trial's supervisor). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (stop_pending() || getppid() != engine)
         _exit(WORKER_STOPPED);
     /* Nothing of the trial reads the terminal; parallel agents must not. */
     fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -267,7 +273,7 @@ static void job_failed(struct suite *su, struct job *j, enum rb_err code, const 
 
 static int start_job(struct suite *su, struct job *j, const sigset_t *worker_mask)
 {
-    pid_t pid;
+    pid_t pid, engine = getpid();
 
     fflush(NULL); /* nothing buffered is written twice */
     pid = fork();
@@ -277,7 +283,7 @@ static int start_job(struct suite *su, struct job *j, const sigset_t *worker_mas
         return -1;
     }
     if (pid == 0)
-        worker(su->o, j, worker_mask);
+        worker(su->o, j, worker_mask, engine);
     j->pid = pid;
     j->start_ns = now_ns();
     j->state = JOB_RUNNING;
@@ -315,6 +321,11 @@ static void collect(struct suite *su, struct job *j, int status)
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == WORKER_ERROR + 1)
         job_failed(su, j, RB_EIO, "cannot make folder '%s'", j->dir);
+    else if (WIFSIGNALED(status) && j->overdue)
+        job_failed(su, j, RB_EIO,
+                   "trial '%s' was still running %d s after its deadline: its worker "
+                   "was killed",
+                   j->dir, WORKER_GRACE_S);
     else if (WIFSIGNALED(status))
         job_failed(su, j, RB_EIO, "the worker of trial '%s' died of signal %d", j->dir,
                    WTERMSIG(status));
@@ -325,6 +336,7 @@ static void collect(struct suite *su, struct job *j, int status)
 
 static void reap(struct suite *su)
 {
+    int64_t deadline;
     size_t i;
     int status;
 
@@ -333,8 +345,18 @@ static void reap(struct suite *su)
 
         if (j->state != JOB_RUNNING)
             continue;
-        if (waitpid(j->pid, &status, WNOHANG) == j->pid)
+        if (waitpid(j->pid, &status, WNOHANG) == j->pid) {
             collect(su, j, status);
+            continue;
+        }
+        /* A hang guard on the worker itself: its trial's deadline (the
+         * supervisor stops the agent then), and a grace for the rest. */
+        deadline = su->o->scenarios[j->scen]->deadline_ms;
+        if (!j->overdue && deadline > 0 &&
+            now_ns() - j->start_ns > (deadline + WORKER_GRACE_S * 1000) * 1000000) {
+            j->overdue = 1;
+            kill(j->pid, SIGKILL);
+        }
     }
 }
 

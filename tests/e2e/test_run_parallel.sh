@@ -7,9 +7,10 @@
 # order. 3. --baseline no-replay runs each faulted trial again without the
 # replay log and reports what replay saved. 4. Ctrl-C (SIGINT) under -j 2
 # stops both running trials, writes valid partial results (suite.complete
-# false), exits 130 and leaves nothing running. 5. Not a terminal: no escape
-# codes at all; a terminal (script(1)): a progress line and PASS in colour,
-# and no colour under NO_COLOR.
+# false), exits 130 and leaves nothing running; rebound killed outright
+# leaves nothing running either. 5. Not a terminal: no escape codes at all;
+# a terminal (script(1)): a progress line and PASS in colour, and no colour
+# under NO_COLOR.
 #
 # ctest-timeout: 180
 set -euo pipefail
@@ -182,6 +183,24 @@ jq -e '[.scenarios[].name] == ["sleepy"]' "$tmp/o4/results.json" > /dev/null ||
     fail "sigint: a scenario that did not run is listed: $(jq -c .scenarios "$tmp/o4/results.json")"
 # The third seed never started.
 [ ! -e "$tmp/o4/trials/sleepy-s3-golden/trial.json" ] || fail "sigint: seed 3 ran"
+
+# 4b. rebound itself killed (SIGKILL: nothing to catch): its workers stop
+#     their trials as for a stop signal, and nothing is left running.
+"$REBOUND" run "$tmp/sleepy.json" -j 2 --out "$tmp/o4b" > /dev/null 2>&1 &
+pid=$!
+for ((i = 0; i < 400; i++)); do
+    [ "$(pgrep -fc "$tmp/sleepy-agent.sh" || true)" -ge 2 ] && break
+    sleep 0.05
+done
+[ "$(pgrep -fc "$tmp/sleepy-agent.sh" || true)" -ge 2 ] || fail "sigkill: two agents never ran at once"
+kill -KILL "$pid"
+wait "$pid" 2> /dev/null || true
+for ((i = 0; i < 400; i++)); do
+    pgrep -f "$tmp/(o4b|sleepy-agent)" > /dev/null || break
+    sleep 0.05
+done
+! pgrep -f "$tmp/(o4b|sleepy-agent)" > /dev/null ||
+    fail "sigkill: left running 20 s after rebound was killed: $(pgrep -af "$tmp/")"
 
 # 5b. A terminal: the progress line on stderr, PASS in colour; NO_COLOR.
 if script -qec true /dev/null > /dev/null 2>&1; then
