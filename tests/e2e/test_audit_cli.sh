@@ -36,7 +36,7 @@ expect_exit 2 "no faults given and no golden trial to place the default kill in"
 expect_exit 2 "no golden trial in '$tmp/none'" \
     rb audit --out "$tmp/u" --golden "$tmp/none" -- true
 expect_exit 2 "unknown option '--fualts'" rb audit --fualts kill@llm_call=1 -- true
-expect_exit 2 "bad name 'a/b': it names folders" \
+expect_exit 2 "bad name 'a/b': the name names the trials' folders" \
     rb audit --out "$tmp/u" --name a/b --faults kill@time_ms=10 -- true
 # Every form and trigger docs/audit.md lists makes a valid scenario: the
 # audit goes on to the agent, which is missing here.
