@@ -50,6 +50,8 @@ struct rb__fault {
     int64_t due_ns;     /* next timed act, supervisor clock */
     int64_t trigger_ns; /* when the trigger fired */
     int attempt;        /* the attempt it hit */
+    int missed;         /* its step event came from an attempt already dying: it
+                           fires when a later attempt replays that step */
     char desc[96];      /* trigger description */
 };
 
@@ -135,9 +137,12 @@ int rb__preempt_second(pid_t pgid, enum rb_fault_form form);
 /* ---- trigger.c --------------------------------------------------------- */
 
 /* Feeds one agent event (kind, step key, may be NULL) to the armed triggers,
- * firing or scheduling what matches. */
+ * firing or scheduling what matches. With `fire` 0 (what an attempt wrote
+ * after a fault claimed its death, or read after it died), a trigger it
+ * matches is only marked missed, and fires on the replay of that step in a
+ * later attempt. */
 void rb__trigger_on_event(struct rb_sup *sup, const char *kind, const char *key,
-                          int64_t now);
+                          int64_t now, int fire);
 
 /* The attempt started: schedule time triggers, forget the step keys. */
 void rb__trigger_attempt_start(struct rb_sup *sup);

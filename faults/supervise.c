@@ -553,8 +553,9 @@ static void agent_line(struct rb_sup *sup, const char *line, int fire)
             ev.json = line;
             sup->on_event(sup->event_arg, &ev);
         }
-        if (fire)
-            rb__trigger_on_event(sup, kind, key, now);
+        /* Once a fault has claimed this attempt's death (a kill or notice
+         * sent), what it still writes cannot trigger another fault in it. */
+        rb__trigger_on_event(sup, kind, key, now, fire && !sup->blame.set);
     }
     json_decref(root);
 }

@@ -125,30 +125,41 @@ static int step_matches(const struct rb_trigger *t, const char *key, int ordinal
 }
 
 void rb__trigger_on_event(struct rb_sup *sup, const char *kind, const char *key,
-                          int64_t now)
+                          int64_t now, int fire)
 {
-    int ordinal, is_start, is_commit;
+    int ordinal, is_start, is_commit, is_replay;
     size_t i;
 
     if (!key)
         return;
     is_start = strcmp(kind, "step.start") == 0;
     is_commit = strcmp(kind, "step.commit") == 0;
-    if (!is_start && !is_commit && strcmp(kind, "step.replay") != 0 &&
-        strcmp(kind, "step.cached") != 0)
+    is_replay = strcmp(kind, "step.replay") == 0 || strcmp(kind, "step.cached") == 0;
+    if (!is_start && !is_commit && !is_replay)
         return;
     ordinal = step_ordinal(sup, key);
     for (i = 0; i < sup->n_faults; i++) {
         struct rb__fault *f = &sup->faults[i];
         const struct rb_trigger *t = &f->spec.trigger;
+        int hit = (t->when == RB_TRIGGER_STEP_START && is_start) ||
+                  (t->when == RB_TRIGGER_STEP_COMMIT && is_commit) ||
+                  (t->when == RB_TRIGGER_STEP_DURING && is_start);
 
         if (f->state != RB__ARMED || !step_matches(t, key, ordinal))
             continue;
-        if (t->when == RB_TRIGGER_STEP_START && is_start) {
+        if (!fire) {
+            /* The attempt is dying (an earlier fault, or its own end) and
+             * wrote this before it died: the step will be replayed, not run
+             * again, so the trigger would never come. */
+            f->missed |= hit;
+            continue;
+        }
+        if (f->missed && is_replay) {
+            f->missed = 0;
+            rb__fault_fire(sup, f, now); /* the same point of the run, replayed */
+        } else if (hit && t->when != RB_TRIGGER_STEP_DURING) {
             rb__fault_fire(sup, f, now);
-        } else if (t->when == RB_TRIGGER_STEP_COMMIT && is_commit) {
-            rb__fault_fire(sup, f, now);
-        } else if (t->when == RB_TRIGGER_STEP_DURING && is_start) {
+        } else if (hit) {
             f->state = RB__PENDING;
             f->due_ns = now + t->delay_ms * 1000000;
         }
