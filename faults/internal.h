@@ -50,8 +50,6 @@ struct rb__fault {
     int64_t due_ns;     /* next timed act, supervisor clock */
     int64_t trigger_ns; /* when the trigger fired */
     int attempt;        /* the attempt it hit */
-    int missed;         /* its step event came from an attempt already dying: it
-                           fires when a later attempt replays that step */
     char desc[96];      /* trigger description */
 };
 
@@ -138,9 +136,8 @@ int rb__preempt_second(pid_t pgid, enum rb_fault_form form);
 
 /* Feeds one agent event (kind, step key, may be NULL) to the armed triggers,
  * firing or scheduling what matches. With `fire` 0 (what an attempt wrote
- * after a fault claimed its death, or read after it died), a trigger it
- * matches is only marked missed, and fires on the replay of that step in a
- * later attempt. */
+ * after a fault claimed its death, or read after it died) nothing fires; an
+ * armed step trigger fires on the replay (or cache hit) of its step. */
 void rb__trigger_on_event(struct rb_sup *sup, const char *kind, const char *key,
                           int64_t now, int fire);
 

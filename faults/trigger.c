@@ -141,25 +141,21 @@ void rb__trigger_on_event(struct rb_sup *sup, const char *kind, const char *key,
     for (i = 0; i < sup->n_faults; i++) {
         struct rb__fault *f = &sup->faults[i];
         const struct rb_trigger *t = &f->spec.trigger;
-        int hit = (t->when == RB_TRIGGER_STEP_START && is_start) ||
-                  (t->when == RB_TRIGGER_STEP_COMMIT && is_commit) ||
-                  (t->when == RB_TRIGGER_STEP_DURING && is_start);
 
-        if (f->state != RB__ARMED || !step_matches(t, key, ordinal))
+        /* An attempt already dying fires nothing more: its step will be
+         * replayed by the next one, which fires the trigger there. */
+        if (!fire || f->state != RB__ARMED || !step_matches(t, key, ordinal))
             continue;
-        if (!fire) {
-            /* The attempt is dying (an earlier fault, or its own end) and
-             * wrote this before it died: the step will be replayed, not run
-             * again, so the trigger would never come. */
-            f->missed |= hit;
-            continue;
-        }
-        if (f->missed && is_replay) {
-            f->missed = 0;
-            rb__fault_fire(sup, f, now); /* the same point of the run, replayed */
-        } else if (hit && t->when != RB_TRIGGER_STEP_DURING) {
+        if (is_replay) {
+            /* Step N was done in an attempt that could not fire this (it was
+             * dying, or died before its commit was read): the run passes
+             * the same point now. */
             rb__fault_fire(sup, f, now);
-        } else if (hit) {
+        } else if (t->when == RB_TRIGGER_STEP_START && is_start) {
+            rb__fault_fire(sup, f, now);
+        } else if (t->when == RB_TRIGGER_STEP_COMMIT && is_commit) {
+            rb__fault_fire(sup, f, now);
+        } else if (t->when == RB_TRIGGER_STEP_DURING && is_start) {
             f->state = RB__PENDING;
             f->due_ns = now + t->delay_ms * 1000000;
         }
