@@ -34,7 +34,8 @@ static const char help[] =
     "faulted trial is scored against the golden one (recovery, steps redone,\n"
     "context, time lost) and checked against the scenario's 'expect'.\n"
     "\n"
-    "With no SCENARIO, runs the shipped library: $REBOUND_LIBRARY, else\n"
+    "A SCENARIO that is a folder stands for the *.json files in it, in name\n"
+    "order. With no SCENARIO, runs the shipped library: $REBOUND_LIBRARY, else\n"
     "scenarios/library here, in the source tree of this program, or in\n"
     "/usr/share/rebound.\n"
     "\n"
@@ -211,6 +212,55 @@ static int want_color(void)
     return isatty(STDOUT_FILENO) && !(nc && *nc);
 }
 
+/* Replaces each folder among the `*n` paths by the scenario files in it
+ * (FOLDER/\*.json, sorted), held in `lib`. 0, or -1 when a folder has none
+ * (said). */
+static int expand_folders(char ***paths, int *n, glob_t *lib, int *have_glob)
+{
+    size_t *first = calloc((size_t)*n + 1, sizeof(*first)), k = 0;
+    char **out = NULL, pattern[PATH_MAX + 16];
+    int i, m = 0, rc = -1;
+    struct stat st;
+
+    if (!first)
+        return -1;
+    for (i = 0; i < *n; i++) {
+        size_t before = *have_glob ? lib->gl_pathc : 0;
+        int g;
+
+        first[i] = before;
+        if (stat((*paths)[i], &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        snprintf(pattern, sizeof(pattern), "%s/*.json", (*paths)[i]);
+        g = glob(pattern, *have_glob ? GLOB_APPEND : 0, NULL, lib);
+        if (g == 0 || g == GLOB_NOMATCH)
+            *have_glob = 1;
+        if (g != 0 || lib->gl_pathc == before) {
+            cli_errorf("run", "no scenario files (*.json) in folder '%s'", (*paths)[i]);
+            goto out;
+        }
+    }
+    out = calloc((*have_glob ? lib->gl_pathc : 0) + (size_t)*n + 1, sizeof(*out));
+    if (!out)
+        goto out;
+    for (i = 0; i < *n; i++) {
+        size_t end = i + 1 < *n ? first[i + 1] : (*have_glob ? lib->gl_pathc : 0);
+
+        if (stat((*paths)[i], &st) == 0 && S_ISDIR(st.st_mode))
+            for (k = first[i]; k < end; k++)
+                out[m++] = lib->gl_pathv[k];
+        else
+            out[m++] = (*paths)[i];
+    }
+    free(*paths);
+    *paths = out;
+    *n = m;
+    rc = 0;
+out:
+    free(first);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv)
 {
     struct rb_scenario **scen = NULL;
@@ -270,6 +320,10 @@ int cmd_run(int argc, char **argv)
         } else {
             paths[n_paths++] = argv[a];
         }
+    }
+    if (n_paths > 0 && expand_folders(&paths, &n_paths, &lib, &have_glob) != 0) {
+        rc = EXIT_USAGE;
+        goto out;
     }
     if (n_paths == 0) {
         if (find_library(lib_dir) != 0) {

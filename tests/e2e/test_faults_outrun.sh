@@ -5,13 +5,14 @@
 # 4's commit) must not fire into that dying attempt (where it tests nothing)
 # nor be lost (step 4 is replayed, never committed again): it fires when the
 # second attempt replays step 4, so the run has three attempts and each fault
-# ends one. Runs `rebound run` with a command agent, three seeds.
+# ends one. Runs `rebound run` on the folder (its scenario.json) with a
+# command agent, three seeds.
 #
 # ctest-timeout: 120
 source "$(dirname "$0")/e2e_lib.sh"
 
 dir="$REBOUND_SOURCE_DIR/tests/e2e/outrun"
-rb run "$dir/scenario.json" --out "$tmp/out" -j 2 >"$tmp/summary" ||
+rb run "$dir" --out "$tmp/out" -j 2 >"$tmp/summary" ||
     fail "rebound run failed: $(cat "$tmp/summary")"
 res="$tmp/out/results.json"
 n=$(jq '[.trials[] | select(.trial == "faulted")] | length' "$res")
