@@ -211,6 +211,9 @@ struct rb_restart_policy {
     int64_t delay_ms;     /* before the first restart */
     double backoff;       /* factor on the delay per restart; 0 means 1 */
     int64_t max_delay_ms; /* cap on the delay; 0 means none */
+    int final_exit;       /* an attempt exiting with this code (not 0) is not
+                             restarted: it asked for a human (rebound's 8,
+                             parked); 0 means none */
 };
 
 struct rb_sup_opts {

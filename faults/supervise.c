@@ -906,6 +906,9 @@ enum rb_err rb_sup_run(struct rb_sup *sup, struct rb_sup_result *out,
         }
         if (res.interrupted || res.timed_out || sup->attempt >= sup->restart.max_attempts)
             break;
+        if (sup->restart.final_exit && !sup->blame.set && res.signal == 0 &&
+            res.exit_code == sup->restart.final_exit)
+            break; /* it asked for a human: another attempt would only fail so */
         if (restart_wait(sup, &res, sup->attempt))
             break;
         if (rb__fx_now_ns() >= deadline) {

@@ -567,10 +567,16 @@ static void print_line(struct suite *su, const struct scored *r)
     if (s->trials > 1)
         snprintf(nth, sizeof(nth), " trial %d", r->job->k);
     v = json_object_get(json_object_get(r->record, "context"), "preserved");
+    /* A run parked for a human is not done: what counts is the context it
+     * left for them. */
+    if (r->score.outcome == RB_OUTCOME_ESCALATED)
+        v = json_object_get(json_object_get(r->record, "escalation"), "context_kept");
     fprintf(f, "%s  seed %llu%s  %s  recovery %s  redone %s  context %s%s  %s%s%s\n",
             s->name, (unsigned long long)r->seed, nth, rb_outcome_name(r->score.outcome),
             rec, red,
-            json_is_true(v)    ? "preserved"
+            r->score.outcome == RB_OUTCOME_ESCALATED
+                ? (json_is_true(v) ? "kept for a human" : "not kept for a human")
+            : json_is_true(v)  ? "preserved"
             : json_is_false(v) ? "lost"
                                : "unknown",
             base, col, r->pass ? "PASS" : "FAIL", off);

@@ -1029,6 +1029,9 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     o.restart.delay_ms = s->restart.delay_ms;
     o.restart.backoff = s->restart.backoff;
     o.restart.max_delay_ms = s->restart.max_delay_ms;
+    /* A run parked for a human (rebound's exit 8) waits for one: restarting
+     * it would only fail again with "parked". */
+    o.restart.final_exit = 8;
     o.catch_signals = 1;
     o.timeout_ms = s->deadline_ms;
     o.on_event = on_event;

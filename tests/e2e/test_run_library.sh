@@ -87,6 +87,13 @@ jq -e '[.trials[] | .verdict == "pass" and .broken == [] and .faults_fired == .f
 jq -e '[.trials[] | select(.faults_armed == 0) | .scenario] | unique
        == ["clock-drift", "clock-offset", "oom-rlimit-escalates"]' "$res" > /dev/null ||
     fail "$(jq -c '[.trials[] | select(.faults_fired == 0) | .scenario]' "$res")"
+# a run parked for a human is not restarted: in every escalated trial the
+# attempt that exited 8 (parked) is the last one
+jq -e '[.trials[] | select(.trial == "faulted" and .outcome == "escalated")
+        | [.faulted.events[] | select(.kind == "proc.exit") | .exit_code]
+        | (.[-1] == 8 and (map(select(. == 8)) | length) == 1)] | length >= 4 and all' \
+    "$res" > /dev/null ||
+    fail "an escalated run was restarted after exit 8: $(jq -c '[.trials[] | select(.outcome == "escalated") | {scenario, exits: [.faulted.events[] | select(.kind == "proc.exit") | .exit_code]}]' "$res")"
 
 # 3. The library has teeth: each deliberately flawed agent mode breaks the
 # library scenario that checks what it gets wrong (one seed each; copies of
