@@ -1393,6 +1393,7 @@ static void check_expect(struct ctx *c, json_t *e, struct rb_scenario_expect *ou
     static const char *const keys[] = {"outcome",
                                        "recovery_ms",
                                        "max_steps_redone",
+                                       "max_llm_calls_duplicated",
                                        "context_preserved",
                                        "failure_context_delivered",
                                        "side_effects_exactly_once",
@@ -1420,6 +1421,8 @@ static void check_expect(struct ctx *c, json_t *e, struct rb_scenario_expect *ou
         leave(c, saved);
     }
     get_int(c, e, "max_steps_redone", 0, INT32_MAX, &out->max_steps_redone);
+    get_int(c, e, "max_llm_calls_duplicated", 0, INT32_MAX,
+            &out->max_llm_calls_duplicated);
     get_bool(c, e, "context_preserved", &out->context_preserved);
     get_bool(c, e, "failure_context_delivered", &out->failure_context_delivered);
     get_bool(c, e, "side_effects_exactly_once", &out->side_effects_exactly_once);
@@ -1457,6 +1460,7 @@ static void set_defaults(struct ctx *c, struct rb_scenario *s)
     s->expect.recovery_p50_ms = -1;
     s->expect.recovery_p95_ms = -1;
     s->expect.max_steps_redone = -1;
+    s->expect.max_llm_calls_duplicated = -1;
     s->expect.context_preserved = -1;
     s->expect.failure_context_delivered = -1;
     s->expect.side_effects_exactly_once = -1;

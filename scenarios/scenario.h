@@ -230,6 +230,7 @@ struct rb_scenario_expect {
     int64_t recovery_p50_ms;
     int64_t recovery_p95_ms;
     int64_t max_steps_redone;
+    int64_t max_llm_calls_duplicated; /* LLM calls asked again after a restart */
     int context_preserved;
     int failure_context_delivered;
     int side_effects_exactly_once;

@@ -850,6 +850,14 @@ int rb_score_check(const struct rb_scenario *s, const struct rb_score *sc, int64
     if (x->max_steps_redone >= 0 && sc->steps_redone > x->max_steps_redone)
         add_why(why, size, "steps_redone %d > max_steps_redone %lld", sc->steps_redone,
                 (long long)x->max_steps_redone);
+    if (x->max_llm_calls_duplicated >= 0 && sc->llm_duplicated < 0)
+        add_why(why, size,
+                "llm_calls_duplicated unknown (no golden trial), expected at most %lld",
+                (long long)x->max_llm_calls_duplicated);
+    if (x->max_llm_calls_duplicated >= 0 &&
+        sc->llm_duplicated > x->max_llm_calls_duplicated)
+        add_why(why, size, "llm_calls_duplicated %d > max_llm_calls_duplicated %lld",
+                sc->llm_duplicated, (long long)x->max_llm_calls_duplicated);
     if (x->context_preserved >= 0 && sc->context_preserved != x->context_preserved &&
         sc->diverged)
         add_why(why, size,

@@ -419,6 +419,32 @@ static void test_black_box_nulls(void **state)
     rb_trial_release(&t);
 }
 
+/* expect.max_llm_calls_duplicated: an agent re-asking more than the call
+ * in flight breaks it, naming the metric, the value and the limit. */
+static void test_expect_llm_duplicated(void **state)
+{
+    struct rb_scenario *sp;
+    struct rb_score sc;
+    static const char text[] =
+        "{\"rebound\":1,\"description\":\"t\",\"agent\":{\"builtin\":{\"workflow\":{"
+        "\"steps\":4,\"llm_turns\":3}}},\"seeds\":[1],"
+        "\"expect\":{\"max_llm_calls_duplicated\":1}}";
+    char why[512];
+
+    (void)state;
+    sp = parse(text);
+    memset(&sc, 0, sizeof(sc));
+    sc.outcome = RB_OUTCOME_RECOVERED;
+    sc.context_preserved = 1;
+    sc.failure_context_delivered = -1;
+    sc.llm_duplicated = 1;
+    assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 1);
+    sc.llm_duplicated = 4;
+    assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 0);
+    assert_string_equal(why, "llm_calls_duplicated 4 > max_llm_calls_duplicated 1");
+    rb_scenario_free(sp);
+}
+
 /* Retries ran out and the run was parked for a human with its context: the
  * outcome is escalated, which expect.outcome can ask for; parked without a
  * context it is a failure. */
@@ -771,6 +797,7 @@ int main(void)
         cmocka_unit_test(test_parallel_requests_match_as_multiset),
         cmocka_unit_test(test_black_box_nulls),
         cmocka_unit_test(test_escalated_outcome),
+        cmocka_unit_test(test_expect_llm_duplicated),
         cmocka_unit_test(test_failure_context_of_retries),
         cmocka_unit_test(test_recovery_to_first_new_request),
         cmocka_unit_test(test_step_retry_carries_failure),
