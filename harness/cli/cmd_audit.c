@@ -679,8 +679,10 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
     size_t i;
 
     outcome = str(r, "outcome", "unknown");
-    /* Without a golden trial, recovered and degraded cannot be told apart. */
-    if (no_golden && (!strcmp(outcome, "recovered") || !strcmp(outcome, "degraded")))
+    /* Without a golden trial, recovered and degraded cannot be told apart:
+     * results.json says "unknown" for a run that finished. */
+    if (no_golden && !strcmp(outcome, "unknown") &&
+        json_is_true(json_object_get(json_object_get(r, "faulted"), "completed")))
         outcome = "done (context unknown)";
     fprintf(f, "%s  seed %lld  %s  %s\n", str(r, "scenario", "?"),
             (long long)json_integer_value(json_object_get(r, "seed")), outcome,

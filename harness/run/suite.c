@@ -730,6 +730,48 @@ static json_t *error_record(const struct rb_scenario *s, const struct scored *r)
 }
 
 /* Scores, checks, prints and records scenario `si`, whose jobs are all done. */
+/* With no golden trial, what is measured against one is unknown, not the
+ * guess an empty golden trial gives: those fields become null, and an outcome
+ * that turns on the context (recovered or degraded) "unknown". */
+static void blank_golden(json_t *rec)
+{
+    static const char *const top[] = {"golden_steps", "steps_redone", "time_lost_ms",
+                                      "golden_wall_ms", "golden"};
+    static const char *const llm[] = {
+        "golden_calls",         "golden_answered",          "duplicated", "tokens_wasted",
+        "prompt_tokens_wasted", "completion_tokens_wasted", "cost_wasted"};
+    static const char *const tools[] = {"golden_calls", "duplicated"};
+    static const char *const ctx[] = {"preserved", "golden_sha256", "divergence"};
+    static const char *const fx[] = {"missing", "exactly_once"};
+    const char *oc = json_string_value(json_object_get(rec, "outcome"));
+    json_t *o;
+    size_t i;
+
+    if (!rec)
+        return;
+    for (i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        if (json_object_get(rec, top[i]))
+            json_object_set_new(rec, top[i], json_null());
+    if ((o = json_object_get(rec, "llm")) != NULL)
+        for (i = 0; i < sizeof(llm) / sizeof(llm[0]); i++)
+            if (json_object_get(o, llm[i]))
+                json_object_set_new(o, llm[i], json_null());
+    if ((o = json_object_get(rec, "tools")) != NULL)
+        for (i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
+            if (json_object_get(o, tools[i]))
+                json_object_set_new(o, tools[i], json_null());
+    if ((o = json_object_get(rec, "context")) != NULL)
+        for (i = 0; i < sizeof(ctx) / sizeof(ctx[0]); i++)
+            if (json_object_get(o, ctx[i]))
+                json_object_set_new(o, ctx[i], json_null());
+    if ((o = json_object_get(rec, "side_effects")) != NULL)
+        for (i = 0; i < sizeof(fx) / sizeof(fx[0]); i++)
+            if (json_object_get(o, fx[i]))
+                json_object_set_new(o, fx[i], json_null());
+    if (oc && (!strcmp(oc, "recovered") || !strcmp(oc, "degraded")))
+        json_object_set_new(rec, "outcome", json_string("unknown"));
+}
+
 static void finish_scenario(struct suite *su, size_t si)
 {
     const struct rb_scenario *s = su->o->scenarios[si];
@@ -828,6 +870,8 @@ static void finish_scenario(struct suite *su, size_t si)
             r->seed = s->seeds[i];
             rb_score_trial(&golden, &t, &r->score);
             r->record = rb_score_json(s, &golden, &t, &r->score);
+            if (su->o->no_golden)
+                blank_golden(r->record);
             set_worker_ms(json_object_get(r->record, "faulted"), jb);
             set_worker_ms(json_object_get(r->record, "golden"), golden_job(su, si, i));
             if (!have_golden || (!su->o->no_golden && !golden.completed))
@@ -861,7 +905,10 @@ static void finish_scenario(struct suite *su, size_t si)
         if (r->error) {
             r->record = error_record(s, r);
         } else {
-            const char *oc = rb_outcome_name(r->score.outcome);
+            const char *oc = json_string_value(json_object_get(r->record, "outcome"));
+
+            if (!oc)
+                oc = rb_outcome_name(r->score.outcome);
 
             r->pass = rb_score_check(s, &r->score, p50, p95, why, sizeof(why));
             if (r->why[0])

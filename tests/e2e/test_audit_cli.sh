@@ -103,6 +103,12 @@ grep -q '^audit  seed 1  done (context unknown)  PASS$' "$tmp/ng.out" ||
 grep -q '^  context: unknown (no golden trial to compare with)$' "$tmp/ng.out" ||
     fail "--no-golden: $(cat "$tmp/ng.out")"
 [ ! -e "$tmp/ng/trials/audit-s1-golden" ] || fail "--no-golden ran a golden trial"
+# ... and results.json holds no guess made against an empty golden trial
+jq -e '[.trials[] | select(.trial == "faulted")] | length == 1 and all(
+        .outcome == "unknown" and .llm.duplicated == null and .llm.tokens_wasted == null
+        and .context.preserved == null and .steps_redone == null
+        and .side_effects.missing == null)' "$tmp/ng/results.json" > /dev/null ||
+    fail "--no-golden: guesses in results.json: $(jq -c '.trials[0] | {outcome, llm, context, steps_redone}' "$tmp/ng/results.json")"
 # 5. A stop signal: the agent is killed, exit 128+15, the results so far.
 "$REBOUND" audit --out "$tmp/stop" --faults kill@time_ms=50000 -- bash "$tmp/agent.sh" \
     > "$tmp/stop.out" 2>&1 &
