@@ -56,14 +56,16 @@ int rb__bin(double x, int n);
 
 /* The per-scenario metrics, in the order of results-additions.md. */
 enum rb__metric {
-    RB__M_RECOVERY = 0, /* recovery_ms, over every fault */
-    RB__M_REDONE,       /* steps_redone */
-    RB__M_INFLIGHT,     /* inflight_lost */
-    RB__M_TIME_LOST,    /* time_lost_ms */
-    RB__M_WALL,         /* wall_ms */
-    RB__M_LLM_DUP,      /* llm_calls_duplicated */
-    RB__M_TOKENS,       /* tokens_wasted */
-    RB__M_COST,         /* cost_wasted */
+    RB__M_RECOVERY = 0,  /* recovery_ms, over every fault */
+    RB__M_REDONE,        /* steps_redone */
+    RB__M_INFLIGHT,      /* inflight_lost */
+    RB__M_TIME_LOST,     /* time_lost_ms */
+    RB__M_WALL,          /* wall_ms */
+    RB__M_LLM_DUP,       /* llm_calls_duplicated */
+    RB__M_TOKENS,        /* tokens_wasted */
+    RB__M_COST,          /* cost_wasted */
+    RB__M_RECOVERY_WIRE, /* recovery_first_request_ms, over every fault: the
+                            recovery a black box shows (no step events) */
     RB__M_COUNT
 };
 

@@ -152,7 +152,10 @@ enum rb_err rb__write_md(const struct rb__suite *s, FILE *out, struct rb_error *
         fputs(" | ", out);
         put_outcomes(out, sc);
         fputs(" | ", out);
-        put_stat(out, &sc->m[RB__M_RECOVERY], 1, " ms");
+        if (sc->m[RB__M_RECOVERY].n == 0 && sc->m[RB__M_RECOVERY_WIRE].n > 0)
+            put_stat(out, &sc->m[RB__M_RECOVERY_WIRE], 1, " ms to the first new request");
+        else
+            put_stat(out, &sc->m[RB__M_RECOVERY], 1, " ms");
         fputs(" | ", out);
         put_stat(out, &sc->m[RB__M_REDONE], 0, "");
         fputs(" | ", out);

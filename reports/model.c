@@ -13,8 +13,9 @@
 #include <string.h>
 
 static const char *const metric_names[RB__M_COUNT] = {
-    "recovery_ms", "steps_redone",         "inflight_lost", "time_lost_ms",
-    "wall_ms",     "llm_calls_duplicated", "tokens_wasted", "cost_wasted",
+    "recovery_ms",   "steps_redone", "inflight_lost",
+    "time_lost_ms",  "wall_ms",      "llm_calls_duplicated",
+    "tokens_wasted", "cost_wasted",  "recovery_first_request_ms",
 };
 
 static const char *const outcome_names[RB__O_COUNT] = {
@@ -131,13 +132,13 @@ static int collect(json_t *rec, enum rb__metric m, struct vals *a)
 {
     double v;
 
-    if (m == RB__M_RECOVERY) {
+    if (m == RB__M_RECOVERY || m == RB__M_RECOVERY_WIRE) {
         json_t *faults = json_object_get(rec, "faults");
         size_t i;
 
         if (json_is_array(faults) && json_array_size(faults) > 0) {
             for (i = 0; i < json_array_size(faults); i++)
-                if (rb__jnum(json_array_get(faults, i), "recovery_ms", &v) &&
+                if (rb__jnum(json_array_get(faults, i), metric_names[m], &v) &&
                     vals_add(a, v) != 0)
                     return -1;
             return 0;

@@ -500,6 +500,27 @@ static void baseline_from_trials(void **state)
     json_decref(r);
 }
 
+/* A black box (no step events): no recovery_ms, but the wire's recovery
+ * to the first new request is what the summary shows, said as such. */
+static void black_box_recovery(void **state)
+{
+    json_t *r = json_pack("{s:i, s:[{s:s, s:i, s:s, s:s, s:[{s:n, s:i}], s:n}]}",
+                          "schema", 1, "trials", "scenario", "bb", "seed", 1, "trial",
+                          "faulted", "verdict", "pass", "faults", "recovery_ms",
+                          "recovery_first_request_ms", 235, "steps_redone");
+    char *m, *h;
+
+    (void)state;
+    assert_non_null(r);
+    m = render(r, RB_REPORT_MD);
+    h = render(r, RB_REPORT_HTML);
+    assert_has(m, "| 235 / 235 ms to the first new request |");
+    assert_has(h, "<td class=\"num\">235 / 235 ms</td>");
+    free(m);
+    free(h);
+    json_decref(r);
+}
+
 /* ---- SVG writer -------------------------------------------------------- */
 
 static void svg_escapes(void **state)
@@ -583,6 +604,7 @@ int main(void)
         cmocka_unit_test(scenarios_block),
         cmocka_unit_test(hostile_numbers),
         cmocka_unit_test(baseline_from_trials),
+        cmocka_unit_test(black_box_recovery),
         cmocka_unit_test(svg_escapes),
         cmocka_unit_test(write_all),
     };
