@@ -92,7 +92,14 @@ static const char *errno_text(int e, char *buf, size_t size)
     return buf;
 }
 
-static int load_all(char **paths, int n, struct rb_scenario **out)
+/* Loads and checks every scenario. Running the shipped library
+ * (`library`), a scenario this machine cannot run (RB_EACCES, RB_ENOENT from
+ * rb_trial_supported: a partition without root) is skipped, said on
+ * stderr, added to `skipped` ({"scenario", "why"}) and left NULL in `out`;
+ * named on the command line, it is an error. Returns 1 when a scenario is
+ * bad. */
+static int load_all(char **paths, int n, struct rb_scenario **out, int library,
+                    json_t *skipped)
 {
     int i, bad = 0;
     size_t k;
@@ -121,8 +128,17 @@ static int load_all(char **paths, int n, struct rb_scenario **out)
         if (rc == RB_OK) {
             rb_error_init(&err);
             rc = rb_trial_supported(out[i], &err);
-            if (rc != RB_OK)
+            if (library && (rc == RB_EACCES || rc == RB_ENOENT)) {
+                cli_errorf("run", "skipping '%s': %s", out[i]->name, err.message);
+                json_array_append_new(skipped,
+                                      json_pack("{s:s, s:s}", "scenario", out[i]->name,
+                                                "why", err.message));
+                rb_scenario_free(out[i]);
+                out[i] = NULL;
+                rc = RB_OK;
+            } else if (rc != RB_OK) {
                 cli_errorf("run", "%s", err.message);
+            }
         }
         rb_scenario_diags_release(&diags);
         bad |= rc != RB_OK;
@@ -271,7 +287,8 @@ int cmd_run(int argc, char **argv)
     const char *out_dir = NULL;
     int n_paths = 0, a, rc = EXIT_OK, have_glob = 0, jobs = 0, baseline = 0, sig = 0;
     ssize_t len;
-    json_t *root = NULL;
+    json_t *root = NULL, *skipped = NULL;
+    int n_scen = 0, from_library = 0;
     enum rb_err src;
     glob_t lib;
     size_t i;
@@ -339,6 +356,7 @@ int cmd_run(int argc, char **argv)
             goto out;
         }
         have_glob = 1;
+        from_library = 1;
         free(paths);
         paths = calloc(lib.gl_pathc, sizeof(*paths));
         if (!paths) {
@@ -358,7 +376,18 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_INTERNAL;
         goto out;
     }
-    if (load_all(paths, n_paths, scen)) {
+    skipped = json_array();
+    if (!skipped || load_all(paths, n_paths, scen, from_library, skipped)) {
+        rc = skipped ? EXIT_USAGE : EXIT_INTERNAL;
+        goto out;
+    }
+    for (a = 0, n_scen = 0; a < n_paths; a++)
+        if (scen[a])
+            scen[n_scen++] = scen[a];
+    for (a = n_scen; a < n_paths; a++)
+        scen[a] = NULL;
+    if (n_scen == 0) {
+        cli_errorf("run", "no scenario in the library can run here (see above)");
         rc = EXIT_USAGE;
         goto out;
     }
@@ -386,7 +415,7 @@ int cmd_run(int argc, char **argv)
 
     rb_suite_opts_init(&so);
     so.scenarios = scen;
-    so.n = (size_t)n_paths;
+    so.n = (size_t)n_scen;
     so.out_dir = abs_out;
     so.rebound_exe = exe;
     so.jobs = jobs;
@@ -404,6 +433,13 @@ int cmd_run(int argc, char **argv)
         goto out;
     rb_suite_summary(root, line, sizeof(line));
     printf("suite: %s\n", line);
+    if (json_array_size(skipped) > 0) {
+        /* said on stderr as they were skipped; kept with the results */
+        json_object_set(json_object_get(root, "suite"), "skipped", skipped);
+        printf("skipped: %zu scenario%s this machine cannot run (see results.json "
+               "suite.skipped)\n",
+               json_array_size(skipped), json_array_size(skipped) == 1 ? "" : "s");
+    }
     fflush(stdout);
     if (write_results(abs_out, root) != 0) {
         if (rc == EXIT_OK)
@@ -427,6 +463,7 @@ int cmd_run(int argc, char **argv)
     }
 out:
     json_decref(root);
+    json_decref(skipped);
     for (a = 0; scen && a < n_paths; a++)
         rb_scenario_free(scen[a]);
     free(scen);

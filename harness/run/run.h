@@ -147,7 +147,9 @@ void rb_trial_release(struct rb_trial *t);
  * Checks that this harness can run scenario `s`: an agent command that
  * exists (or the built-in agent, run as `rebound agent --scenario FILE`),
  * fault forms and triggers it maps onto the supervisor or the world. RB_EINVAL
- * with the reason, naming the fault's line, when not.
+ * with the reason, naming the fault's line, when not; RB_EACCES or RB_ENOENT
+ * when the scenario is fine but this machine or user cannot run it (a
+ * partition's network namespace needs root and the `ip` program).
  */
 enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err);
 

@@ -295,11 +295,12 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
 
             rb_error_init(&ne);
             if (rb_netns_check(&ne) != RB_OK) {
-                set_err(err, RB_EINVAL,
+                /* Not the scenario's fault: this machine (or user) cannot. */
+                set_err(err, ne.code,
                         "%s:%d: a network partition runs the agent in a network "
                         "namespace of its own, which cannot be made here: %s",
                         file, f->line, ne.message);
-                return RB_EINVAL;
+                return ne.code;
             }
         }
         if (f->form == RB_SCENARIO_OOM_TASK &&

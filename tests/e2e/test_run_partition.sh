@@ -133,6 +133,30 @@ if command -v setpriv > /dev/null && setpriv --reuid=65534 --regid=65534 --clear
         fail "not root: message: $(cat "$tmp/nobody.err")"
     [ ! -e "$tmp/nobody/o/trials" ] || fail "not root: trials ran"
     echo "not root: $(cat "$tmp/nobody.err")"
+    # ... but in the shipped library (run with no scenario named) such a
+    # scenario is skipped, said so, and the rest runs.
+    mkdir -m 755 "$tmp/nobody/lib"
+    cp "$tmp/llm.json" "$tmp/nobody/lib/llm.json"
+    cat > "$tmp/nobody/lib/plain.json" << 'EOF2'
+{"rebound": 1, "description": "a kill after step 2, runnable by any user",
+ "agent": {"builtin": {"workflow": {"steps": 4, "llm_turns": 1}}},
+ "faults": [{"kind": "preemption", "form": "sigkill", "at": {"step": 2, "when": "after"}}],
+ "expect": {"outcome": "recovered"}}
+EOF2
+    chmod 644 "$tmp/nobody/lib/"*.json
+    code=0
+    setpriv --reuid=65534 --regid=65534 --clear-groups env REBOUND_LIBRARY="$tmp/nobody/lib" \
+        "$REBOUND" run --out "$tmp/nobody/lo" -j 1 \
+        > "$tmp/nobody-lib.out" 2> "$tmp/nobody-lib.err" || code=$?
+    [ "$code" -eq 0 ] || fail "library, not root: exit $code: $(cat "$tmp/nobody-lib.err")"
+    grep -q "rebound: run: skipping 'llm': .*network namespaces need root" \
+        "$tmp/nobody-lib.err" || fail "library, not root: $(cat "$tmp/nobody-lib.err")"
+    grep -q "^skipped: 1 scenario this machine cannot run" "$tmp/nobody-lib.out" ||
+        fail "library, not root: $(cat "$tmp/nobody-lib.out")"
+    jq -e '.suite.skipped[0].scenario == "llm" and .suite.trials == 1
+           and ([.trials[].scenario] | unique) == ["plain"]' \
+        "$tmp/nobody/lo/results.json" > /dev/null ||
+        fail "library, not root: results: $(jq -c .suite "$tmp/nobody/lo/results.json")"
 else
     echo "not root: cannot run as another user here; that case is not checked"
 fi
