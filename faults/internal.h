@@ -14,10 +14,9 @@
 
 /* ---- errors, clock, events (util.c) ----------------------------------- */
 
-enum rb_err rb__fx_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-enum rb_err rb__fx_fail_errno(struct rb_error *err, enum rb_err code, int e,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* librebound's error helpers (rebound.h), by this module's names. */
+#define rb__fx_fail rb_error_set
+#define rb__fx_fail_errno rb_error_set_errno
 
 /* Maps an errno to the closest code (ENOENT, EACCES, ENOMEM, else EIO). */
 enum rb_err rb__fx_errno_code(int e);

@@ -1,5 +1,5 @@
 /*
- * util.c - helpers shared by rb_faults: filling a struct rb_error, the
+ * util.c - helpers shared by rb_faults: errno to error code, the
  * supervisor's own monotonic clock, and handing events to the callback.
  */
 #include "internal.h"
@@ -10,45 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static __attribute__((format(printf, 3, 0))) void
-vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
-{
-    rb_error_init(err);
-    err->code = code;
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-}
-
-enum rb_err rb__fx_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    va_start(ap, fmt);
-    vfill(err, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-enum rb_err rb__fx_fail_errno(struct rb_error *err, enum rb_err code, int e,
-                              const char *fmt, ...)
-{
-    va_list ap;
-    size_t n;
-
-    if (!err)
-        return code;
-    va_start(ap, fmt);
-    vfill(err, code, fmt, ap);
-    va_end(ap);
-    err->cause = e;
-    err->cause_kind = "errno";
-    n = strlen(err->message);
-    if (n < sizeof(err->message))
-        snprintf(err->message + n, sizeof(err->message) - n, ": %s", strerror(e));
-    return code;
-}
 
 enum rb_err rb__fx_errno_code(int e)
 {

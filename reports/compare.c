@@ -34,53 +34,11 @@ void rb_compare_opts_init(struct rb_compare_opts *opts)
     opts->min_change_ms = 50.0;
 }
 
-static __attribute__((format(printf, 3, 4))) enum rb_err
-fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    rb_error_init(err);
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 /* ------------------------------------------------------------------------
  * Text building
  */
 
 /* Appends formatted text; RB_ENOMEM leaves `b` as it was. */
-static __attribute__((format(printf, 2, 3))) enum rb_err bprintf(struct rb_buf *b,
-                                                                 const char *fmt, ...)
-{
-    char small[256];
-    char *big = NULL;
-    va_list ap;
-    int n;
-    enum rb_err rc;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return RB_EINVAL;
-    if ((size_t)n < sizeof(small))
-        return rb_buf_append(b, small, (size_t)n);
-    big = malloc((size_t)n + 1);
-    if (!big)
-        return RB_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    rc = rb_buf_append(b, big, (size_t)n);
-    free(big);
-    return rc;
-}
-
 static char *dup_str(const char *s)
 {
     size_t n = strlen(s) + 1;
@@ -148,26 +106,29 @@ static enum rb_err read_doc(const json_t *doc, const char *name, struct side_doc
     size_t i, n = 0;
 
     if (!json_is_object(doc))
-        return fail(err, RB_EINVAL, "'%s' is not a results file: not a JSON object",
-                    name);
+        return rb_error_set(err, RB_EINVAL,
+                            "'%s' is not a results file: not a JSON object", name);
     schema = json_object_get(doc, "schema");
     if (!schema)
-        return fail(err, RB_EINVAL, "'%s' is not a results file: no 'schema'", name);
+        return rb_error_set(err, RB_EINVAL, "'%s' is not a results file: no 'schema'",
+                            name);
     if (!json_is_integer(schema) || json_integer_value(schema) < 1)
-        return fail(err, RB_EINVAL, "'%s' is not a results file: bad 'schema'", name);
+        return rb_error_set(err, RB_EINVAL, "'%s' is not a results file: bad 'schema'",
+                            name);
     if (json_integer_value(schema) > 1)
-        return fail(err, RB_ESCHEMA,
-                    "'%s' was written by a newer rebound (results schema %lld, this one "
-                    "reads 1)",
-                    name, (long long)json_integer_value(schema));
+        return rb_error_set(
+            err, RB_ESCHEMA,
+            "'%s' was written by a newer rebound (results schema %lld, this one "
+            "reads 1)",
+            name, (long long)json_integer_value(schema));
     trials = json_object_get(doc, "trials");
     if (!json_is_array(trials))
-        return fail(err, RB_EINVAL, "'%s' is not a results file: no 'trials' array",
-                    name);
+        return rb_error_set(err, RB_EINVAL,
+                            "'%s' is not a results file: no 'trials' array", name);
     if (json_array_size(trials) > 0) {
         refs = calloc(json_array_size(trials), sizeof(*refs));
         if (!refs)
-            return fail(err, RB_ENOMEM, "out of memory reading '%s'", name);
+            return rb_error_set(err, RB_ENOMEM, "out of memory reading '%s'", name);
     }
     json_array_foreach(trials, i, t)
     {
@@ -176,7 +137,8 @@ static enum rb_err read_doc(const json_t *doc, const char *name, struct side_doc
 
         if (!json_is_object(t) || !json_is_string(sc)) {
             free(refs);
-            return fail(err, RB_EINVAL, "'%s': trial %zu has no 'scenario'", name, i + 1);
+            return rb_error_set(err, RB_EINVAL, "'%s': trial %zu has no 'scenario'", name,
+                                i + 1);
         }
         if (json_is_string(kind) && strcmp(json_string_value(kind), "golden") == 0)
             continue;
@@ -208,7 +170,7 @@ static enum rb_err load_file(const char *path, json_t **out, struct rb_error *er
 
         snprintf(why, sizeof(why), "%s", strerror(e));
         why[0] = (char)tolower((unsigned char)why[0]);
-        fail(err, code, "cannot read results '%s': %s", path, why);
+        rb_error_set(err, code, "cannot read results '%s': %s", path, why);
         if (err) {
             err->cause = e;
             err->cause_kind = "errno";
@@ -217,13 +179,14 @@ static enum rb_err load_file(const char *path, json_t **out, struct rb_error *er
     }
     if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
         fclose(fp);
-        return fail(err, RB_EINVAL, "cannot read results '%s': it is a folder", path);
+        return rb_error_set(err, RB_EINVAL, "cannot read results '%s': it is a folder",
+                            path);
     }
     doc = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
     fclose(fp);
     if (!doc) {
-        fail(err, RB_EINVAL, "'%s' is not valid JSON: line %d column %d: %s", path,
-             jerr.line, jerr.column, jerr.text);
+        rb_error_set(err, RB_EINVAL, "'%s' is not valid JSON: line %d column %d: %s",
+                     path, jerr.line, jerr.column, jerr.text);
         if (err) {
             snprintf(err->file, sizeof(err->file), "%s", path);
             err->line = jerr.line > 0 ? jerr.line : 0;
@@ -521,19 +484,19 @@ static char *why_of(const struct rb_compare_scenario *sc)
 
     rb_buf_init(&b);
     if (sc->p50.change == RB_COMPARE_WORSE) {
-        rc = bprintf(&b, "%srecovery p50", sep);
+        rc = rb_buf_printf(&b, "%srecovery p50", sep);
         sep = ", ";
     }
     if (rc == RB_OK && sc->p95.change == RB_COMPARE_WORSE) {
-        rc = bprintf(&b, "%srecovery p95", sep);
+        rc = rb_buf_printf(&b, "%srecovery p95", sep);
         sep = ", ";
     }
     if (rc == RB_OK && sc->steps.change == RB_COMPARE_WORSE) {
-        rc = bprintf(&b, "%ssteps redone", sep);
+        rc = rb_buf_printf(&b, "%ssteps redone", sep);
         sep = ", ";
     }
     if (rc == RB_OK && sc->outcome_worse)
-        rc = bprintf(&b, "%soutcomes", sep);
+        rc = rb_buf_printf(&b, "%soutcomes", sep);
     if (rc == RB_OK)
         s = buf_take(&b);
     rb_buf_release(&b);
@@ -568,7 +531,7 @@ static char *join_seeds(char (*seeds)[32], size_t n)
 
     rb_buf_init(&b);
     for (i = 0; i < n && rc == RB_OK; i++)
-        rc = bprintf(&b, "%s%s", i ? " " : "", seeds[i]);
+        rc = rb_buf_printf(&b, "%s%s", i ? " " : "", seeds[i]);
     if (rc == RB_OK)
         s = buf_take(&b);
     rb_buf_release(&b);
@@ -757,7 +720,8 @@ enum rb_err rb_compare_json(const json_t *base, const char *base_name,
     rc = RB_OK;
 out_cmp:
     if (rc == RB_ENOMEM)
-        fail(err, rc, "out of memory comparing '%s' with '%s'", base_name, new_name);
+        rb_error_set(err, rc, "out of memory comparing '%s' with '%s'", base_name,
+                     new_name);
     rb_compare_free(cmp);
 out_b:
     side_doc_release(&b);
@@ -803,34 +767,13 @@ struct out {
 
 static __attribute__((format(printf, 2, 3))) void put(struct out *o, const char *fmt, ...)
 {
-    char small[256];
-    char *big = NULL;
     va_list ap;
-    int n;
 
     if (o->rc != RB_OK)
         return;
     va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
+    o->rc = rb_buf_vprintf(&o->buf, fmt, ap);
     va_end(ap);
-    if (n < 0) {
-        o->rc = RB_EINVAL;
-        return;
-    }
-    if ((size_t)n < sizeof(small)) {
-        o->rc = rb_buf_append(&o->buf, small, (size_t)n);
-        return;
-    }
-    big = malloc((size_t)n + 1);
-    if (!big) {
-        o->rc = RB_ENOMEM;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    o->rc = rb_buf_append(&o->buf, big, (size_t)n);
-    free(big);
 }
 
 /* A name made safe: control characters become '?'; in Markdown, characters
@@ -1224,6 +1167,6 @@ enum rb_err rb_compare_render(const struct rb_compare *cmp, enum rb_compare_form
         rc = rb_buf_append(out, o.buf.data, o.buf.len);
     rb_buf_release(&o.buf);
     if (rc != RB_OK)
-        return fail(err, rc, "cannot write the comparison: %s", rb_strerror(rc));
+        return rb_error_set(err, rc, "cannot write the comparison: %s", rb_strerror(rc));
     return RB_OK;
 }

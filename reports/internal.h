@@ -15,10 +15,8 @@
 
 /* ---- errors (report.c) ------------------------------------------------- */
 
-enum rb_err rb__rp_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-enum rb_err rb__rp_fail_errno(struct rb_error *err, enum rb_err code, int e,
-                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define rb__rp_fail rb_error_set /* librebound's, by this module's names */
+#define rb__rp_fail_errno rb_error_set_errno
 enum rb_err rb__rp_errno_code(int e);
 
 /* ---- text (report.c) --------------------------------------------------- */

@@ -17,52 +17,6 @@
 
 /* ---- errors ------------------------------------------------------------ */
 
-static __attribute__((format(printf, 3, 0))) void
-vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
-{
-    rb_error_init(err);
-    err->code = code;
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-}
-
-enum rb_err rb__rp_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    va_start(ap, fmt);
-    vfill(err, code, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-enum rb_err rb__rp_fail_errno(struct rb_error *err, enum rb_err code, int e,
-                              const char *fmt, ...)
-{
-    va_list ap;
-    size_t n;
-
-    if (!err)
-        return code;
-    va_start(ap, fmt);
-    vfill(err, code, fmt, ap);
-    va_end(ap);
-    err->cause = e;
-    err->cause_kind = "errno";
-    n = strlen(err->message);
-    if (n < sizeof(err->message)) {
-        /* House style: messages are lowercase, strerror() is not. */
-        char text[128];
-
-        snprintf(text, sizeof(text), "%s", strerror(e));
-        if (text[0] >= 'A' && text[0] <= 'Z' && !(text[1] >= 'A' && text[1] <= 'Z'))
-            text[0] = (char)(text[0] - 'A' + 'a');
-        snprintf(err->message + n, sizeof(err->message) - n, ": %s", text);
-    }
-    return code;
-}
-
 enum rb_err rb__rp_errno_code(int e)
 {
     switch (e) {

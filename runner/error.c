@@ -51,7 +51,7 @@ vfill(struct rb_error *err, enum rb_err code, const char *fmt, va_list ap)
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
 }
 
-enum rb_err rb__fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
+enum rb_err rb_error_set(struct rb_error *err, enum rb_err code, const char *fmt, ...)
 {
     va_list ap;
 
@@ -63,8 +63,8 @@ enum rb_err rb__fail(struct rb_error *err, enum rb_err code, const char *fmt, ..
     return code;
 }
 
-enum rb_err rb__fail_errno(struct rb_error *err, enum rb_err code, int e, const char *fmt,
-                           ...)
+enum rb_err rb_error_set_errno(struct rb_error *err, enum rb_err code, int e,
+                               const char *fmt, ...)
 {
     va_list ap;
     size_t n;

@@ -14,14 +14,9 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
-/* Sets err (if not NULL) and returns code. The message is printf-formatted. */
-enum rb_err rb__fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* As rb__fail(), also recording errno `e` as the cause and appending
- * ": strerror(e)" to the message. */
-enum rb_err rb__fail_errno(struct rb_error *err, enum rb_err code, int e, const char *fmt,
-                           ...) __attribute__((format(printf, 4, 5)));
+/* The public rb_error_set() and rb_error_set_errno(), by their old names. */
+#define rb__fail rb_error_set
+#define rb__fail_errno rb_error_set_errno
 
 /* Maps an errno to the closest code (ENOSPC, EACCES, ENOENT, else EIO). */
 enum rb_err rb__err_from_errno(int e);
@@ -34,9 +29,8 @@ int64_t rb__wall_ms(void);
 /* Appends `s` to buf as a JSON string literal, quotes included. */
 enum rb_err rb__json_str(struct rb_buf *buf, const char *s);
 
-/* printf into buf (appended). */
-enum rb_err rb__buf_printf(struct rb_buf *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* printf into buf (appended): the public rb_buf_printf(). */
+#define rb__buf_printf rb_buf_printf
 
 /* strdup that tolerates NULL (returns NULL). */
 char *rb__strdup(const char *s);

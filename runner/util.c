@@ -58,23 +58,32 @@ enum rb_err rb_buf_append(struct rb_buf *buf, const void *data, size_t len)
     return RB_OK;
 }
 
-enum rb_err rb__buf_printf(struct rb_buf *buf, const char *fmt, ...)
+enum rb_err rb_buf_vprintf(struct rb_buf *buf, const char *fmt, va_list ap)
 {
-    va_list ap;
+    va_list again;
     int n;
 
-    va_start(ap, fmt);
+    va_copy(again, ap);
     n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return RB_EINVAL;
-    if (buf_reserve(buf, (size_t)n) != RB_OK)
-        return RB_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf((char *)buf->data + buf->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if (n < 0 || buf_reserve(buf, (size_t)n) != RB_OK) {
+        va_end(again);
+        return n < 0 ? RB_EINVAL : RB_ENOMEM;
+    }
+    vsnprintf((char *)buf->data + buf->len, (size_t)n + 1, fmt, again);
+    va_end(again);
     buf->len += (size_t)n;
     return RB_OK;
+}
+
+enum rb_err rb_buf_printf(struct rb_buf *buf, const char *fmt, ...)
+{
+    va_list ap;
+    enum rb_err rc;
+
+    va_start(ap, fmt);
+    rc = rb_buf_vprintf(buf, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 enum rb_err rb__json_str(struct rb_buf *buf, const char *s)

@@ -16,20 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-enum rb_err rb__agent_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    rb_error_init(err);
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void rb__agent_count(struct rb__agent_counts *c, const struct rb_step_info *info)
 {
     c->steps++;

@@ -50,8 +50,7 @@ struct rb__agent {
 };
 
 /* Fills err (may be NULL) with code and message; returns code. */
-enum rb_err rb__agent_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define rb__agent_fail rb_error_set /* librebound's, by this module's name */
 
 /* Counts a step by the source in info. */
 void rb__agent_count(struct rb__agent_counts *c, const struct rb_step_info *info);

@@ -95,23 +95,6 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static enum rb_err fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum rb_err fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    rb_error_init(err);
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 void rb_suite_opts_init(struct rb_suite_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -214,7 +197,8 @@ static void worker(const struct rb_suite_opts *o, const struct job *j,
     }
     rb_error_init(&err);
     if (fresh_dir(j->dir) != 0) {
-        fail(&err, RB_EIO, "cannot make folder '%s': %s", j->dir, strerror(errno));
+        rb_error_set(&err, RB_EIO, "cannot make folder '%s': %s", j->dir,
+                     strerror(errno));
         /* No folder for error.json: the engine says it from the exit code. */
         _exit(WORKER_ERROR + 1);
     }
@@ -267,7 +251,8 @@ static void job_failed(struct suite *su, struct job *j, enum rb_err code, const 
     j->err_code = code;
     if (!su->error && !su->stop) {
         su->error = 1;
-        fail(&su->first_err, code, "%s: %s", s->path ? s->path : s->name, j->error);
+        rb_error_set(&su->first_err, code, "%s: %s", s->path ? s->path : s->name,
+                     j->error);
     }
 }
 
@@ -999,7 +984,7 @@ static enum rb_err plan(struct suite *su, struct rb_error *err)
     su->jobs = calloc(n + 1, sizeof(*su->jobs));
     su->first_job = calloc(o->n + 1, sizeof(*su->first_job));
     if (!su->jobs || !su->first_job)
-        return fail(err, RB_ENOMEM, "out of memory");
+        return rb_error_set(err, RB_ENOMEM, "out of memory");
     for (si = 0; si < o->n; si++) {
         const struct rb_scenario *s = o->scenarios[si];
 
@@ -1037,12 +1022,13 @@ static enum rb_err check_names(const struct rb_suite_opts *o, struct rb_error *e
     for (i = 0; i < o->n; i++)
         for (k = 0; k < i; k++)
             if (!strcmp(o->scenarios[i]->name, o->scenarios[k]->name))
-                return fail(err, RB_EINVAL,
-                            "two scenarios are named '%s' ('%s' and '%s'): their trials "
-                            "would share folders; give one a \"name\"",
-                            o->scenarios[i]->name,
-                            o->scenarios[k]->path ? o->scenarios[k]->path : "?",
-                            o->scenarios[i]->path ? o->scenarios[i]->path : "?");
+                return rb_error_set(
+                    err, RB_EINVAL,
+                    "two scenarios are named '%s' ('%s' and '%s'): their trials "
+                    "would share folders; give one a \"name\"",
+                    o->scenarios[i]->name,
+                    o->scenarios[k]->path ? o->scenarios[k]->path : "?",
+                    o->scenarios[i]->path ? o->scenarios[i]->path : "?");
     return RB_OK;
 }
 
@@ -1063,10 +1049,11 @@ static enum rb_err check_goldens(const struct rb_suite_opts *o, struct rb_error 
                      o->golden_dir, o->scenarios[si]->name,
                      (unsigned long long)o->scenarios[si]->seeds[i]);
             if (access(path, R_OK) != 0)
-                return fail(err, RB_ENOENT,
-                            "no golden trial to reuse in '%s': neither '%s/trial.json' "
-                            "nor '%s'",
-                            o->golden_dir, o->golden_dir, path);
+                return rb_error_set(
+                    err, RB_ENOENT,
+                    "no golden trial to reuse in '%s': neither '%s/trial.json' "
+                    "nor '%s'",
+                    o->golden_dir, o->golden_dir, path);
         }
     return RB_OK;
 }
@@ -1116,9 +1103,9 @@ enum rb_err rb_suite_run(const struct rb_suite_opts *o, json_t **results,
     rb_error_init(&su.first_err);
     if (!o || !o->scenarios || o->n == 0 || !o->out_dir || o->out_dir[0] != '/' ||
         !o->rebound_exe || !results || !stop_signal)
-        return fail(err, RB_EINVAL,
-                    "bad suite options: scenarios, an absolute output "
-                    "folder and rebound's path are needed");
+        return rb_error_set(err, RB_EINVAL,
+                            "bad suite options: scenarios, an absolute output "
+                            "folder and rebound's path are needed");
     rc = check_names(o, err);
     if (rc == RB_OK)
         rc = check_goldens(o, err);
@@ -1131,7 +1118,7 @@ enum rb_err rb_suite_run(const struct rb_suite_opts *o, json_t **results,
     su.pool = json_array();
     su.pool_base = json_array();
     if (!su.trials || !su.scenarios || !su.pool || !su.pool_base) {
-        rc = fail(err, RB_ENOMEM, "out of memory");
+        rc = rb_error_set(err, RB_ENOMEM, "out of memory");
         goto out;
     }
     rc = plan(&su, err);
@@ -1206,7 +1193,7 @@ enum rb_err rb_suite_run(const struct rb_suite_opts *o, json_t **results,
     *results = results_root(&su, !su.stop && !su.error);
     *stop_signal = su.stop;
     if (!*results) {
-        rc = fail(err, RB_ENOMEM, "out of memory");
+        rc = rb_error_set(err, RB_ENOMEM, "out of memory");
     } else if (su.error) {
         rc = su.first_err.code ? su.first_err.code : RB_EIO;
         if (err)

@@ -39,22 +39,6 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void set_err(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return;
-    rb_error_init(err);
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-}
-
 void rb_trial_init(struct rb_trial *t)
 {
     memset(t, 0, sizeof(*t));
@@ -261,20 +245,22 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
     size_t i;
 
     if (s->agent.kind == RB_SCENARIO_AGENT_BUILTIN && !s->path) {
-        set_err(err, RB_EINVAL, "the built-in agent needs its scenario as a file");
+        rb_error_set(err, RB_EINVAL, "the built-in agent needs its scenario as a file");
         return RB_EINVAL;
     }
     if (s->agent.kind == RB_SCENARIO_AGENT_COMMAND && !program_found(s)) {
-        set_err(err, RB_EINVAL, "%s: cannot start agent '%s': %s", file, s->agent.argv[0],
-                strchr(s->agent.argv[0], '/') ? "no such executable file"
-                                              : "not found on PATH");
+        rb_error_set(err, RB_EINVAL, "%s: cannot start agent '%s': %s", file,
+                     s->agent.argv[0],
+                     strchr(s->agent.argv[0], '/') ? "no such executable file"
+                                                   : "not found on PATH");
         return RB_EINVAL;
     }
     if (s->n_faults + rb_schedule_count(s) > RB_SCORE_MAX_FAULTS) {
-        set_err(err, RB_EINVAL,
-                "%s: %zu faults (random schedules' counts included) are more than the "
-                "%d a trial holds",
-                file, s->n_faults + rb_schedule_count(s), RB_SCORE_MAX_FAULTS);
+        rb_error_set(
+            err, RB_EINVAL,
+            "%s: %zu faults (random schedules' counts included) are more than the "
+            "%d a trial holds",
+            file, s->n_faults + rb_schedule_count(s), RB_SCORE_MAX_FAULTS);
         return RB_EINVAL;
     }
     for (i = 0; i < s->n_faults; i++) {
@@ -282,10 +268,10 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
 
         if (map_world(f, &wf)) {
             if (!world_trigger_ok(&f->at)) {
-                set_err(err, RB_EINVAL,
-                        "%s:%d: a network fault at this trigger is not "
-                        "supported",
-                        file, f->line);
+                rb_error_set(err, RB_EINVAL,
+                             "%s:%d: a network fault at this trigger is not "
+                             "supported",
+                             file, f->line);
                 return RB_EINVAL;
             }
             continue;
@@ -296,19 +282,19 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             rb_error_init(&ne);
             if (rb_netns_check(&ne) != RB_OK) {
                 /* Not the scenario's fault: this machine (or user) cannot. */
-                set_err(err, ne.code,
-                        "%s:%d: a network partition runs the agent in a network "
-                        "namespace of its own, which cannot be made here: %s",
-                        file, f->line, ne.message);
+                rb_error_set(err, ne.code,
+                             "%s:%d: a network partition runs the agent in a network "
+                             "namespace of its own, which cannot be made here: %s",
+                             file, f->line, ne.message);
                 return ne.code;
             }
         }
         if (f->form == RB_SCENARIO_OOM_TASK &&
             s->agent.kind != RB_SCENARIO_AGENT_BUILTIN) {
-            set_err(err, RB_EINVAL,
-                    "%s:%d: an oom 'task' fault needs the built-in agent (its task "
-                    "steps)",
-                    file, f->line);
+            rb_error_set(err, RB_EINVAL,
+                         "%s:%d: an oom 'task' fault needs the built-in agent (its task "
+                         "steps)",
+                         file, f->line);
             return RB_EINVAL;
         }
         if (f->form == RB_SCENARIO_OOM_TASK)
@@ -317,14 +303,14 @@ enum rb_err rb_trial_supported(const struct rb_scenario *s, struct rb_error *err
             f->form == RB_SCENARIO_CLOCK_OFFSET || f->form == RB_SCENARIO_CLOCK_DRIFT)
             continue; /* on the supervisor's options, from the start */
         if (!map_form(f, &form)) {
-            set_err(err, RB_EINVAL, "%s:%d: fault form '%s' (%s) is not supported yet",
-                    file, f->line, rb_scenario_form_name(f->form),
-                    rb_scenario_kind_name(f->kind));
+            rb_error_set(
+                err, RB_EINVAL, "%s:%d: fault form '%s' (%s) is not supported yet", file,
+                f->line, rb_scenario_form_name(f->form), rb_scenario_kind_name(f->kind));
             return RB_EINVAL;
         }
         if (!map_trigger(&f->at, &trig)) {
-            set_err(err, RB_EINVAL, "%s:%d: this trigger is not supported yet", file,
-                    f->line);
+            rb_error_set(err, RB_EINVAL, "%s:%d: this trigger is not supported yet", file,
+                         f->line);
             return RB_EINVAL;
         }
     }
@@ -919,7 +905,8 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     }
     if (s->n_faults > RB_SCORE_MAX_FAULTS) {
         free(all);
-        set_err(err, RB_EINVAL, "more than %d faults in one trial", RB_SCORE_MAX_FAULTS);
+        rb_error_set(err, RB_EINVAL, "more than %d faults in one trial",
+                     RB_SCORE_MAX_FAULTS);
         return RB_EINVAL;
     }
     c.s = s;
@@ -939,7 +926,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     snprintf(out->run_id, sizeof(out->run_id), "%s-s%llu-%s", s->name,
              (unsigned long long)seed, faulted ? "faulted" : "golden");
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
-        set_err(err, RB_EIO, "cannot make folder '%s': %s", dir, strerror(errno));
+        rb_error_set(err, RB_EIO, "cannot make folder '%s': %s", dir, strerror(errno));
         rc = RB_EIO;
         goto out;
     }
@@ -968,7 +955,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     cfg.journal_path = strdup(path);
     if (!cfg.journal_path) {
         rc = RB_ENOMEM;
-        set_err(err, rc, "out of memory");
+        rb_error_set(err, rc, "out of memory");
         goto out;
     }
     if (err)
@@ -984,8 +971,8 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
             snprintf(msg, sizeof(msg), "%s", strerror(e));
             msg[0] = (char)(msg[0] >= 'A' && msg[0] <= 'Z' ? msg[0] - 'A' + 'a' : msg[0]);
             rc = RB_EINVAL;
-            set_err(err, rc, "cannot start the world on %s:%d: %s",
-                    cfg.host[0] ? cfg.host : "127.0.0.1", s->world.port, msg);
+            rb_error_set(err, rc, "cannot start the world on %s:%d: %s",
+                         cfg.host[0] ? cfg.host : "127.0.0.1", s->world.port, msg);
         }
         goto out;
     }
@@ -997,7 +984,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     argv = calloc(argc + 5, sizeof(*argv));
     if (!env || !argv) {
         rc = RB_ENOMEM;
-        set_err(err, rc, "out of memory");
+        rb_error_set(err, rc, "out of memory");
         goto out;
     }
     agent_cwd(s, cwd, sizeof(cwd));
@@ -1007,7 +994,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         /* The built-in agent is one more command: `rebound agent`. */
         if (!realpath(s->path, scenario_abs)) {
             rc = RB_EIO;
-            set_err(err, rc, "cannot resolve '%s': %s", s->path, strerror(errno));
+            rb_error_set(err, rc, "cannot resolve '%s': %s", s->path, strerror(errno));
             goto out;
         }
         argv[0] = rebound_exe;
@@ -1084,7 +1071,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         memset(&spec, 0, sizeof(spec));
         if (!map_form(f, &spec.form) || !map_trigger(&f->at, &spec.trigger)) {
             rc = RB_EINVAL;
-            set_err(err, rc, "fault at line %d is not supported yet", f->line);
+            rb_error_set(err, rc, "fault at line %d is not supported yet", f->line);
             goto out;
         }
         spec.grace_ms = f->grace_ms;
@@ -1111,7 +1098,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     if (want_timer) {
         if (pthread_create(&timer, NULL, timer_main, &c) != 0) {
             rc = RB_EIO;
-            set_err(err, rc, "cannot start the trial's timer thread");
+            rb_error_set(err, rc, "cannot start the trial's timer thread");
             goto out;
         }
         timer_started = 1;
@@ -1122,7 +1109,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
     snprintf(path, sizeof(path), "%s/stdout", dir);
     if (redirect(STDOUT_FILENO, path, &saved_out) != 0) {
         rc = RB_EIO;
-        set_err(err, rc, "cannot write '%s': %s", path, strerror(errno));
+        rb_error_set(err, rc, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
     snprintf(path, sizeof(path), "%s/stderr", dir);
@@ -1130,7 +1117,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         rc = RB_EIO;
         restore(STDOUT_FILENO, saved_out);
         saved_out = -1;
-        set_err(err, rc, "cannot write '%s': %s", path, strerror(errno));
+        rb_error_set(err, rc, "cannot write '%s': %s", path, strerror(errno));
         goto out;
     }
     out->start_ns = now_ns();
@@ -1151,7 +1138,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
         goto out;
     if (c.oom) {
         rc = RB_ENOMEM;
-        set_err(err, rc, "out of memory keeping the trial's events");
+        rb_error_set(err, rc, "out of memory keeping the trial's events");
         goto out;
     }
     out->attempts = res.attempts;
@@ -1169,7 +1156,7 @@ enum rb_err rb_trial_run(const struct rb_scenario *s, uint64_t seed, int faulted
                   s->agent.kind == RB_SCENARIO_AGENT_BUILTIN ? "agent: run '" : NULL,
                   out->stdout_hash, &out->stdout_bytes) != 0) {
         rc = RB_EIO;
-        set_err(err, rc, "cannot read '%s': %s", path, strerror(errno));
+        rb_error_set(err, rc, "cannot read '%s': %s", path, strerror(errno));
     }
 out:
     if (timer_started) {

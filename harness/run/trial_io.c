@@ -19,23 +19,6 @@
 
 #define TRIAL_IO_VERSION 1 /* the "trial_io" value written and read */
 
-static enum rb_err fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static enum rb_err fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    rb_error_init(err);
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 static json_t *events_json(const struct rb_trial *t)
 {
     json_t *a = json_array();
@@ -90,16 +73,16 @@ enum rb_err rb_trial_save(const struct rb_trial *t, const char *path,
                             "escalation_reason", t->escalation_reason)) != 0)
         goto nomem;
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-        rc = fail(err, RB_EINVAL, "path too long: '%s'", path);
+        rc = rb_error_set(err, RB_EINVAL, "path too long: '%s'", path);
         goto out;
     }
     if (json_dump_file(root, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-        rc = fail(err, RB_EIO, "cannot write '%s': %s", path, strerror(errno));
+        rc = rb_error_set(err, RB_EIO, "cannot write '%s': %s", path, strerror(errno));
         unlink(tmp);
     }
     goto out;
 nomem:
-    rc = fail(err, RB_ENOMEM, "out of memory saving the trial '%s'", path);
+    rc = rb_error_set(err, RB_ENOMEM, "out of memory saving the trial '%s'", path);
 out:
     json_decref(root);
     json_decref(triggers);
@@ -165,18 +148,20 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     size_t i;
 
     if (access(path, F_OK) != 0)
-        return fail(err, RB_ENOENT, "cannot read trial '%s': %s", path, strerror(errno));
+        return rb_error_set(err, RB_ENOENT, "cannot read trial '%s': %s", path,
+                            strerror(errno));
     root = json_load_file(path, 0, &jerr);
     if (!root)
-        return fail(err, RB_EINVAL, "cannot read trial '%s': %s (line %d)", path,
-                    jerr.text, jerr.line);
+        return rb_error_set(err, RB_EINVAL, "cannot read trial '%s': %s (line %d)", path,
+                            jerr.text, jerr.line);
     rb_trial_init(&t);
     if (get_int(root, "trial_io") != TRIAL_IO_VERSION ||
         get_str(root, "dir", t.dir, sizeof(t.dir)) != 0 ||
         get_str(root, "run_id", t.run_id, sizeof(t.run_id)) != 0 ||
         get_str(root, "stdout_hash", t.stdout_hash, sizeof(t.stdout_hash)) != 0 ||
         !json_is_array(json_object_get(root, "events"))) {
-        rc = fail(err, RB_EINVAL, "'%s' is not a trial saved by this rebound", path);
+        rc = rb_error_set(err, RB_EINVAL, "'%s' is not a trial saved by this rebound",
+                          path);
         goto out;
     }
     t.faulted = (int)get_int(root, "faulted");
@@ -205,7 +190,8 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     if (json_is_array(json_object_get(root, "drawn")))
         t.drawn = json_incref(json_object_get(root, "drawn"));
     if (load_events(json_object_get(root, "events"), &t) != 0) {
-        rc = fail(err, RB_EINVAL, "'%s': an event is malformed (or out of memory)", path);
+        rc = rb_error_set(err, RB_EINVAL,
+                          "'%s': an event is malformed (or out of memory)", path);
         goto out;
     }
     t.price_prompt = json_number_value(json_object_get(root, "price_prompt"));

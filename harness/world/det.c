@@ -11,51 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-enum rb_err rb__world_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err)
-        return code;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->message, sizeof(err->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
 int64_t rb__world_now_ns(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
-{
-    char small[256];
-    char *big = NULL;
-    va_list ap;
-    int n;
-    enum rb_err rc;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return RB_EINVAL;
-    if ((size_t)n < sizeof(small))
-        return rb_buf_append(buf, small, (size_t)n);
-    big = malloc((size_t)n + 1);
-    if (!big)
-        return RB_ENOMEM;
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    rc = rb_buf_append(buf, big, (size_t)n);
-    free(big);
-    return rc;
 }
 
 enum rb_err rb__world_lit(struct rb_buf *buf, const char *s)

@@ -19,14 +19,12 @@ struct MHD_Daemon;
 /* ---- small helpers (det.c) ---------------------------------------------- */
 
 /* Sets err (may be NULL) and returns code; the message is printf-formatted. */
-enum rb_err rb__world_fail(struct rb_error *err, enum rb_err code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define rb__world_fail rb_error_set /* librebound's, by this module's name */
 
 int64_t rb__world_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* printf appended to buf. */
-enum rb_err rb__world_printf(struct rb_buf *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+#define rb__world_printf rb_buf_printf
 
 /* Appends the string s (without its terminator). */
 enum rb_err rb__world_lit(struct rb_buf *buf, const char *s);

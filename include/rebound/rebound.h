@@ -23,6 +23,7 @@
 #ifndef REBOUND_REBOUND_H
 #define REBOUND_REBOUND_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +95,19 @@ struct rb_error {
 /* Clears `err` to RB_OK with an empty message. Does nothing on NULL. */
 void rb_error_init(struct rb_error *err);
 
+/* Sets `err` (when not NULL) to `code` and a printf-formatted message, and
+ * returns `code`: how librebound reports its errors, for code built on it
+ * (the fault injectors, the harness, the reports) to do the same. */
+enum rb_err rb_error_set(struct rb_error *err, enum rb_err code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* As rb_error_set(), also recording errno `e` as the cause and appending its
+ * text, lowercase (": no such file or directory"; for RB_ENOSPC, ": disk
+ * full (...)"). */
+enum rb_err rb_error_set_errno(struct rb_error *err, enum rb_err code, int e,
+                               const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* ------------------------------------------------------------------------
  * Buffers
  */
@@ -113,6 +127,15 @@ void rb_buf_release(struct rb_buf *buf);
 
 /* Appends `len` bytes. On RB_ENOMEM the buffer is unaltered. */
 enum rb_err rb_buf_append(struct rb_buf *buf, const void *data, size_t len);
+
+/* Appends printf-formatted text (the terminating NUL kept after it). On
+ * RB_ENOMEM the buffer is unaltered. */
+enum rb_err rb_buf_printf(struct rb_buf *buf, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* As rb_buf_printf(), with a va_list. */
+enum rb_err rb_buf_vprintf(struct rb_buf *buf, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* ------------------------------------------------------------------------
  * Hashes

@@ -198,7 +198,7 @@ static void clock_refuses_missing_lib(void **state)
     assert_null(c);
     assert_string_equal(err.message,
                         "cannot use libfaketime '/nonexistent/libfaketime.so.1'"
-                        ": No such file or directory");
+                        ": no such file or directory");
 }
 
 static void clock_file_and_cleanup(void **state)
