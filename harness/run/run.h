@@ -201,7 +201,10 @@ struct rb_fault_score {
     char mechanism[32]; /* OOM: "watchdog", "cgroup2", "rlimit_as", "peak",
                            "trigger"; "" for other faults */
     int64_t inject_ns;  /* injection, on the trial's clock */
-    int inflight;       /* 1: a step was started and not committed then */
+    int inflight;       /* steps started and not committed then */
+    int inflight_lost;  /* of them, those executed again after it (their work
+                           lost: a kill, a task OOM retried); a step that went
+                           on through a freeze is not */
     char inflight_step[128];
     int64_t recovery_ms; /* injection -> first commit of a step not committed
                             before it */

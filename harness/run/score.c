@@ -476,6 +476,40 @@ static int64_t heal_of(const struct rb_trial *t, size_t k, int64_t fault_index)
     return t->events[k].t_ns;
 }
 
+/* Which fault an event is about: the supervisor's index ("fault"), a world
+ * fault's (offset, "world_fault"), or -1. */
+static int64_t fault_id(const struct rb_trial_event *e)
+{
+    int64_t w;
+
+    if (json_object_get(e->json, "fault"))
+        return json_int(e->json, "fault", -1);
+    w = json_int(e->json, "world_fault", -1);
+    return w >= 0 ? 1000000 + w : -1;
+}
+
+/* 1 when the fault injected by event e ends the attempt by itself: the
+ * supervisor's kills (sigkill, a notice's SIGTERM then SIGKILL, an OOM kill,
+ * a memory limit's kill). Its death is the attempt's next failed exit, what
+ * else happens meanwhile (a world fault hitting a request) notwithstanding. */
+static int kills(const struct rb_trial_event *e)
+{
+    const char *form = json_string_value(json_object_get(e->json, "form"));
+
+    if (!json_object_get(e->json, "fault"))
+        return 0; /* the world's: it fails requests, the agent decides */
+    if (json_object_get(e->json, "limit"))
+        return 1;
+    return form && (!strcmp(form, "sigkill") || !strcmp(form, "notice") ||
+                    !strcmp(form, "oom-kill"));
+}
+
+/* 1 when event e is the injection of another fault than `id`. */
+static int other_fault(const struct rb_trial_event *e, int64_t id)
+{
+    return is(e, "fault.inject") && fault_id(e) != id;
+}
+
 /* Scores the fault injected at event index k. */
 static void score_fault(const struct rb_trial *t, const struct starts *st, size_t k,
                         struct rb_fault_score *f)
@@ -485,6 +519,8 @@ static void score_fault(const struct rb_trial *t, const struct starts *st, size_
     size_t n_open = 0, frontier, j;
     int64_t base = inj->t_ns, death = -1, start = -1, first_new = -1;
     int64_t fault_index = json_int(inj->json, "fault", -1);
+    int64_t id = fault_id(inj);
+    int others = 0, killer = kills(inj);
     size_t i;
 
     memset(f, 0, sizeof(*f));
@@ -508,8 +544,11 @@ static void score_fault(const struct rb_trial *t, const struct starts *st, size_
      * still in the pipe at the kill are read after the injection). */
     frontier = k;
     for (i = k + 1; i < t->n_events && !is(&t->events[i], "proc.start"); i++) {
+        if (!killer && other_fault(&t->events[i], id))
+            break; /* another fault came first: the death, if any, is its */
         if (is(&t->events[i], "proc.exit")) {
-            if (json_object_get(t->events[i].json, "failure"))
+            /* a fault claimed this death: it is this fault's when it kills */
+            if (killer && json_object_get(t->events[i].json, "failure"))
                 frontier = i;
             break;
         }
@@ -534,14 +573,24 @@ static void score_fault(const struct rb_trial *t, const struct starts *st, size_
     f->inflight = (int)n_open;
     if (n_open)
         snprintf(f->inflight_step, sizeof(f->inflight_step), "%s", open[0]);
+    for (j = 0; j < n_open; j++)
+        for (i = frontier + 1; i < t->n_events; i++)
+            if (is(&t->events[i], "step.start") && t->events[i].step &&
+                !strcmp(t->events[i].step, open[j])) {
+                f->inflight_lost++;
+                break;
+            }
 
     for (i = k + 1; i < t->n_events; i++) {
         const struct rb_trial_event *e = &t->events[i];
 
+        if (death < 0 && !killer && other_fault(e, id))
+            others = 1; /* a death from here on is another fault's */
         if (is(e, "fault.heal") && json_int(e->json, "fault", -2) == fault_index &&
             death < 0) {
             base = e->t_ns; /* a fault with a duration: from its end */
-        } else if (is(e, "proc.exit") && death < 0 && !clean_exit(e)) {
+        } else if (is(e, "proc.exit") && death < 0 && !others && !clean_exit(e) &&
+                   (killer || !json_object_get(e->json, "failure"))) {
             death = json_int(e->json, "exit_t", e->t_ns);
             f->detect_ms = ms(death - inj->t_ns);
         } else if (is(e, "proc.start") && death >= 0 && start < 0) {
@@ -700,7 +749,7 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
             continue; /* the SIGKILL ending a notice is the same fault */
         f = &out->faults[out->n_faults++];
         score_fault(t, &st, i, f);
-        out->inflight_lost += f->inflight;
+        out->inflight_lost += f->inflight_lost;
         if (f->recovery_ms > out->recovery_max_ms)
             out->recovery_max_ms = f->recovery_ms;
     }
@@ -760,6 +809,7 @@ void rb_score_trial(const struct rb_trial *golden, const struct rb_trial *t,
         out->inflight_lost = -1;
         for (i = 0; i < out->n_faults; i++) {
             out->faults[i].inflight = -1;
+            out->faults[i].inflight_lost = -1;
             out->faults[i].inflight_step[0] = '\0';
         }
     }
@@ -986,11 +1036,12 @@ json_t *rb_score_json(const struct rb_scenario *s, const struct rb_trial *golden
 
         json_array_append_new(
             faults,
-            json_pack("{s:s, s:s, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+            json_pack("{s:s, s:s, s:o, s:f, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                       "form", f->form, "trigger", f->trigger, "mechanism",
                       f->mechanism[0] ? json_string(f->mechanism) : json_null(),
                       "inject_ms", (double)(f->inject_ns - t->start_ns) / 1e6, "inflight",
-                      int_or_null(f->inflight), "inflight_step",
+                      int_or_null(f->inflight), "inflight_lost",
+                      int_or_null(f->inflight_lost), "inflight_step",
                       f->inflight > 0 ? json_string(f->inflight_step) : json_null(),
                       "recovery_ms", ms_or_null(f->recovery_ms), "detect_ms",
                       ms_or_null(f->detect_ms), "restart_ms", ms_or_null(f->restart_ms),

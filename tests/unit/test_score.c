@@ -445,6 +445,62 @@ static void test_expect_llm_duplicated(void **state)
     rb_scenario_free(sp);
 }
 
+/* A freeze and then a kill in one attempt: the freeze did not kill the
+ * attempt, so it takes neither the kill's death nor its in-flight loss; a
+ * step that went on through the freeze is not lost, the one the kill cut
+ * short and ran again is. */
+static void test_freeze_then_kill(void **state)
+{
+    struct rb_trial g, t;
+    struct rb_score sc;
+
+    (void)state;
+    start(&g, 0);
+    ev(&g, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    ev(&g, 1, "{\"kind\":\"step.start\",\"step\":\"s1\"}");
+    ev(&g, 2, "{\"kind\":\"step.commit\",\"step\":\"s1\"}");
+    ev(&g, 3, "{\"kind\":\"step.start\",\"step\":\"s2\"}");
+    ev(&g, 4, "{\"kind\":\"step.commit\",\"step\":\"s2\"}");
+    ev(&g, 5, "{\"kind\":\"proc.exit\",\"attempt\":1,\"exit_code\":0,\"signal\":0}");
+    g.end_ns = at(5);
+
+    start(&t, 1);
+    ev(&t, 0, "{\"kind\":\"proc.start\",\"attempt\":1}");
+    ev(&t, 1, "{\"kind\":\"step.start\",\"step\":\"s1\"}");
+    ev(&t, 2, "{\"kind\":\"fault.inject\",\"form\":\"freeze\",\"fault\":0}");
+    ev(&t, 12, "{\"kind\":\"fault.heal\",\"form\":\"freeze\",\"fault\":0}");
+    ev(&t, 13, "{\"kind\":\"step.commit\",\"step\":\"s1\"}");
+    ev(&t, 14, "{\"kind\":\"step.start\",\"step\":\"s2\"}");
+    ev(&t, 15, "{\"kind\":\"fault.inject\",\"form\":\"sigkill\",\"fault\":1}");
+    ev(&t, 16,
+       "{\"kind\":\"proc.exit\",\"attempt\":1,\"exit_code\":null,\"signal\":9,"
+       "\"exit_t\":1016000000,\"failure\":\"preemption\",\"form\":\"sigkill\"}");
+    ev(&t, 20, "{\"kind\":\"proc.start\",\"attempt\":2}");
+    ev(&t, 21, "{\"kind\":\"step.replay\",\"step\":\"s1\"}");
+    ev(&t, 22, "{\"kind\":\"step.start\",\"step\":\"s2\"}");
+    ev(&t, 23, "{\"kind\":\"step.commit\",\"step\":\"s2\"}");
+    ev(&t, 24, "{\"kind\":\"proc.exit\",\"attempt\":2,\"exit_code\":0,\"signal\":0}");
+    t.end_ns = at(24);
+    t.attempts = 2;
+
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.n_faults, 2);
+    /* the freeze: no death of its own, recovery from its end, nothing lost */
+    assert_int_equal(sc.faults[0].detect_ms, -1);
+    assert_int_equal(sc.faults[0].restart_ms, -1);
+    assert_int_equal(sc.faults[0].recovery_ms, 1); /* heal 12 -> s1 commit 13 */
+    assert_int_equal(sc.faults[0].inflight, 1);
+    assert_int_equal(sc.faults[0].inflight_lost, 0);
+    /* the kill: its death, its restart, s2 cut short and run again */
+    assert_int_equal(sc.faults[1].detect_ms, 1);
+    assert_int_equal(sc.faults[1].restart_ms, 4);
+    assert_int_equal(sc.faults[1].inflight_lost, 1);
+    assert_int_equal(sc.inflight_lost, 1);
+    assert_int_equal(sc.steps_redone, 0);
+    rb_trial_release(&g);
+    rb_trial_release(&t);
+}
+
 /* Retries ran out and the run was parked for a human with its context: the
  * outcome is escalated, which expect.outcome can ask for; parked without a
  * context it is a failure. */
@@ -797,6 +853,7 @@ int main(void)
         cmocka_unit_test(test_parallel_requests_match_as_multiset),
         cmocka_unit_test(test_black_box_nulls),
         cmocka_unit_test(test_escalated_outcome),
+        cmocka_unit_test(test_freeze_then_kill),
         cmocka_unit_test(test_expect_llm_duplicated),
         cmocka_unit_test(test_failure_context_of_retries),
         cmocka_unit_test(test_recovery_to_first_new_request),
