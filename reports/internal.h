@@ -22,15 +22,32 @@ enum rb_err rb__rp_errno_code(int e);
 /* ---- text (report.c) --------------------------------------------------- */
 
 /* Writes `s` escaped for XML and HTML text and attribute values: & < > " '
- * as entities, newline and tab as character references, other control
- * characters (not allowed in XML) as U+FFFD. NULL writes nothing. */
+ * as entities, newline and tab as character references; other control
+ * characters, U+FFFE, U+FFFF and bytes that are not UTF-8 (none of them
+ * allowed in XML 1.0) as U+FFFD. NULL writes nothing. */
 void rb__put_xml(FILE *out, const char *s);
 
 /* Writes `s` escaped for a Markdown table cell or list item: ASCII
  * punctuation that Markdown or HTML would read (| ` * _ [ ] < > & \ ...) is
  * backslash-escaped, newlines and tabs become spaces, other control
- * characters are dropped. NULL writes nothing. */
+ * characters are dropped, and what rb__md_defuse() names is defused. NULL
+ * writes nothing. */
 void rb__put_md(FILE *out, const char *s);
+
+/* What agent-controlled text must not do in Markdown that GitHub renders:
+ * at `s`, an '@' (a mention), "://" or "www." (a live link) or a
+ * bidirectional control character (U+202A-202E, U+2066-2069). Returns what
+ * to write instead (the same with U+200B inserted, or "" to drop it) and
+ * sets *len to the bytes it replaces; NULL when `s` starts none of them. */
+const char *rb__md_defuse(const char *s, size_t *len);
+
+/* 3 when `s` starts with a bidirectional control character (U+202A-202E,
+ * U+2066-2069), else 0. */
+int rb__bidi_len(const char *s);
+
+/* Cuts `s` back to the end of its last whole UTF-8 character, for a string
+ * cut at a byte count (snprintf into a fixed buffer, "%95s"). */
+void rb__utf8_trim(char *s);
 
 /* Formats v with up to `dec` decimals, trailing zeros dropped ("39",
  * "1.5"). Returns buf. */

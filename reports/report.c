@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- errors ------------------------------------------------------------ */
@@ -38,13 +40,90 @@ enum rb_err rb__rp_errno_code(int e)
 
 /* ---- text -------------------------------------------------------------- */
 
-void rb__put_xml(FILE *out, const char *s)
+/* The length of the valid UTF-8 character at p (1-4), or 0 when p does not
+ * start one (a stray continuation byte, a bad lead byte, an overlong form, a
+ * surrogate, past U+10FFFF, or a character cut short). */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n, i;
+    unsigned long cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2, cp = p[0] & 0x1f;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, cp = p[0] & 0x0f;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    for (i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+void rb__utf8_trim(char *s)
+{
+    size_t len = strlen(s), start;
+
+    if (len == 0)
+        return;
+    /* Back to the lead byte of the last character (at most 3 steps). */
+    start = len - 1;
+    while (start > 0 && len - start < 4 && ((unsigned char)s[start] & 0xc0) == 0x80)
+        start--;
+    if (utf8_len((const unsigned char *)s + start) != len - start)
+        s[start] = '\0';
+}
+
+int rb__bidi_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
 
+    /* U+202A-202E and U+2066-2069: E2 80 AA-AE, E2 81 A6-A9 */
+    if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0xaa && p[2] <= 0xae)
+        return 3;
+    if (p[0] == 0xe2 && p[1] == 0x81 && p[2] >= 0xa6 && p[2] <= 0xa9)
+        return 3;
+    return 0;
+}
+
+const char *rb__md_defuse(const char *s, size_t *len)
+{
+    if (rb__bidi_len(s)) {
+        *len = 3;
+        return "";
+    }
+    if (s[0] == '@') {
+        *len = 1;
+        return "@\xe2\x80\x8b"; /* U+200B: no @mention */
+    }
+    if (strncmp(s, "://", 3) == 0) {
+        *len = 3;
+        return ":\xe2\x80\x8b//"; /* no autolink */
+    }
+    if (strncasecmp(s, "www.", 4) == 0) {
+        *len = 1;
+        return s[0] == 'w' ? "w\xe2\x80\x8b" : "W\xe2\x80\x8b";
+    }
+    return NULL;
+}
+
+void rb__put_xml(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n;
+
     if (!s)
         return;
-    for (; *p; p++) {
+    while (*p) {
         switch (*p) {
         case '&':
             fputs("&amp;", out);
@@ -71,30 +150,54 @@ void rb__put_xml(FILE *out, const char *s)
             fputs("&#13;", out);
             break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            if (*p < 0x20 || *p == 0x7f) {
                 fputs("\xef\xbf\xbd", out); /* U+FFFD: not allowed in XML 1.0 */
+                break;
+            }
+            n = utf8_len(p);
+            if (n == 0) {
+                fputs("\xef\xbf\xbd", out); /* not UTF-8 */
+                p++;
+                continue;
+            }
+            /* U+FFFE, U+FFFF (EF BF BE/BF) are not XML characters either. */
+            if (n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] >= 0xbe)
+                fputs("\xef\xbf\xbd", out);
             else
-                fputc(*p, out);
+                fwrite(p, 1, n, out);
+            p += n;
+            continue;
         }
+        p++;
     }
 }
 
 void rb__put_md(FILE *out, const char *s)
 {
     static const char special[] = "\\`*_[]<>#|&~$";
-    const unsigned char *p = (const unsigned char *)s;
+    const char *q = s, *rep;
+    size_t skip;
 
     if (!s)
         return;
-    for (; *p; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r')
-            fputc(' ', out);
-        else if (*p < 0x20 || *p == 0x7f)
+    while (*q) {
+        unsigned char c = (unsigned char)*q;
+
+        rep = rb__md_defuse(q, &skip);
+        if (rep) {
+            fputs(rep, out);
+            q += skip;
             continue;
-        else if (strchr(special, *p))
-            fprintf(out, "\\%c", *p);
+        }
+        if (c == '\n' || c == '\t' || c == '\r')
+            fputc(' ', out);
+        else if (c < 0x20 || c == 0x7f)
+            ;
+        else if (strchr(special, c))
+            fprintf(out, "\\%c", c);
         else
-            fputc(*p, out);
+            fputc(c, out);
+        q++;
     }
 }
 
@@ -294,24 +397,41 @@ enum rb_err rb_report_write(json_t *results, enum rb_report_format f, FILE *out,
     return rc;
 }
 
-/* Writes one report to dir/name through dir/.name.tmp-PID and a rename. */
-static enum rb_err write_one(const char *dir, json_t *results, enum rb_report_format f,
-                             struct rb_error *err)
+/* Writes the report to the open stream `out` and closes it; `sync`: fsync
+ * it first. */
+static enum rb_err write_stream(json_t *results, enum rb_report_format f, FILE *out,
+                                int sync, const char *path, struct rb_error *err)
 {
-    const char *name = rb_report_file_name(f);
-    char path[4096], tmp[4096];
     struct rb_error sub;
-    enum rb_err rc = RB_OK;
-    FILE *out = NULL;
-    int fd, n;
+    enum rb_err rc;
 
-    n = snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= sizeof(path))
-        return rb__rp_fail(err, RB_EINVAL, "report folder name '%s' is too long", dir);
-    n = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp-%ld", dir, name, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return rb__rp_fail(err, RB_EINVAL, "report folder name '%s' is too long", dir);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    rb_error_init(&sub);
+    rc = rb_report_write(results, f, out, &sub);
+    if (rc != RB_OK) {
+        fclose(out);
+        return rb__rp_fail(err, rc, "cannot write report '%s': %s", path, sub.message);
+    }
+    if (sync && fsync(fileno(out)) != 0 && errno != EINVAL) {
+        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                               "cannot write report '%s'", path);
+        fclose(out);
+        return rc;
+    }
+    if (fclose(out) != 0)
+        return rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                                 "cannot write report '%s'", path);
+    return RB_OK;
+}
+
+/* Opens `path` (not a regular file) for writing as it is. */
+static enum rb_err write_in_place(json_t *results, enum rb_report_format f,
+                                  const char *path, struct rb_error *err)
+{
+    enum rb_err rc;
+    FILE *out;
+    int fd;
+
+    fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
         return rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
                                  "cannot write report '%s'", path);
@@ -320,25 +440,53 @@ static enum rb_err write_one(const char *dir, json_t *results, enum rb_report_fo
         rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
                                "cannot write report '%s'", path);
         close(fd);
-        goto remove_tmp;
+        return rc;
     }
-    rc = rb_report_write(results, f, out, &sub);
-    if (rc != RB_OK) {
-        rb__rp_fail(err, rc, "cannot write report '%s': %s", path, sub.message);
-        fclose(out);
-        goto remove_tmp;
+    return write_stream(results, f, out, 0, path, err);
+}
+
+enum rb_err rb_report_write_path(json_t *results, enum rb_report_format f,
+                                 const char *path, struct rb_error *err)
+{
+    static unsigned counter;
+    const char *slash = strrchr(path, '/');
+    char tmp[4096];
+    struct stat st;
+    enum rb_err rc;
+    FILE *out;
+    int fd = -1, n, tries;
+
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return write_in_place(results, f, path, err);
+    /* A new name each try: O_EXCL refuses one that is there (planted or
+     * not), O_NOFOLLOW a link at it. */
+    for (tries = 0; tries < 100 && fd < 0; tries++) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        n = snprintf(tmp, sizeof(tmp), "%.*s.%s.tmp-%ld-%u-%ld",
+                     slash ? (int)(slash - path + 1) : 0, path, slash ? slash + 1 : path,
+                     (long)getpid(), counter++, (long)ts.tv_nsec);
+        if (n < 0 || (size_t)n >= sizeof(tmp))
+            return rb__rp_fail(err, RB_EINVAL, "report name '%s' is too long", path);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST)
+            return rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
+                                     "cannot write report '%s'", path);
     }
-    if (fsync(fileno(out)) != 0 && errno != EINVAL) {
+    if (fd < 0)
+        return rb__rp_fail(err, RB_EIO,
+                           "cannot write report '%s': no free temporary name", path);
+    out = fdopen(fd, "w");
+    if (!out) {
         rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
                                "cannot write report '%s'", path);
-        fclose(out);
+        close(fd);
         goto remove_tmp;
     }
-    if (fclose(out) != 0) {
-        rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
-                               "cannot write report '%s'", path);
+    rc = write_stream(results, f, out, 1, path, err);
+    if (rc != RB_OK)
         goto remove_tmp;
-    }
     if (rename(tmp, path) != 0) {
         rc = rb__rp_fail_errno(err, rb__rp_errno_code(errno), errno,
                                "cannot write report '%s'", path);
@@ -348,6 +496,20 @@ static enum rb_err write_one(const char *dir, json_t *results, enum rb_report_fo
 remove_tmp:
     unlink(tmp);
     return rc;
+}
+
+/* Writes one report to dir/name. */
+static enum rb_err write_one(const char *dir, json_t *results, enum rb_report_format f,
+                             struct rb_error *err)
+{
+    const char *name = rb_report_file_name(f);
+    char path[4096];
+    int n;
+
+    n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return rb__rp_fail(err, RB_EINVAL, "report folder name '%s' is too long", dir);
+    return rb_report_write_path(results, f, path, err);
 }
 
 enum rb_err rb_reports_write_all(const char *dir, json_t *results, struct rb_error *err)

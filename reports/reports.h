@@ -61,9 +61,21 @@ enum rb_err rb_report_write(json_t *results, enum rb_report_format f, FILE *out,
                             struct rb_error *err);
 
 /*
+ * Writes the report of `results` in format `f` to the file `path`. When
+ * `path` is missing or a regular file, through a new temporary file in the
+ * same folder (created exclusively, never following a link) and a rename,
+ * so a reader sees the old file or the whole new one; when it is anything
+ * else (a device such as /dev/null, a FIFO, a symbolic link), straight into
+ * it, so it stays what it is. Errors name `path` (RB_EIO, RB_EACCES,
+ * RB_ENOENT, RB_ENOSPC, RB_EINVAL, RB_ENOMEM); the temporary file is removed.
+ */
+enum rb_err rb_report_write_path(json_t *results, enum rb_report_format f,
+                                 const char *path, struct rb_error *err);
+
+/*
  * Writes dir/junit.xml, dir/summary.md and dir/report.html for `results`
- * (borrowed), each through a temporary file in `dir` and a rename, so a
- * reader sees the old file or the whole new one. `dir` must exist. Stops at
+ * (borrowed), each with rb_report_write_path(), so a reader sees the old
+ * file or the whole new one. `dir` must exist. Stops at
  * the first error (RB_EIO, RB_EACCES, RB_ENOSPC with the file named; RB_EINVAL
  * when `results` is not a results document) and removes its temporary file;
  * reports already renamed stay.

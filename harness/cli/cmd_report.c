@@ -2,8 +2,8 @@
  * cmd_report.c - `rebound report RESULTS.json --format junit|md|html [--out
  * FILE]`: regenerates one report from a results.json written by `rebound
  * run` (reports/reports.h), to stdout or to FILE (through a temporary file
- * and a rename). Exit 0 written, 2 bad usage or bad input, 10 the output
- * cannot be written, 3 internal error.
+ * and a rename; straight into FILE when it is a device, FIFO or link). Exit 0 written, 2
+ * bad usage or bad input, 10 the output cannot be written, 3 internal error.
  */
 #include "cli.h"
 
@@ -46,48 +46,17 @@ static const char help[] =
     "JSON, not a results file, or an unknown format; 3 internal error; 10 the\n"
     "output cannot be written.\n";
 
-/* strerror(e), lowercased as the house style wants. */
-static const char *lower_strerror(int e, char buf[128])
-{
-    snprintf(buf, 128, "%s", strerror(e));
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
-}
-
-/* Writes the report to `path` through `path.tmp-PID` and a rename. */
+/* Writes the report to `path` (rb_report_write_path: through a temporary
+ * file and a rename, or straight into a device, FIFO or link). */
 static int write_file(json_t *results, enum rb_report_format f, const char *path)
 {
     struct rb_error err;
-    char tmp[4096], why[128];
     enum rb_err rc;
-    FILE *out;
-    int n;
 
-    n = snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        cli_errorf("report", "output name '%s' is too long", path);
-        return EXIT_USAGE;
-    }
-    out = fopen(tmp, "w");
-    if (!out) {
-        cli_errorf("report", "cannot write '%s': %s", path, lower_strerror(errno, why));
-        return EXIT_IO;
-    }
     rb_error_init(&err);
-    rc = rb_report_write(results, f, out, &err);
-    if (fclose(out) != 0 && rc == RB_OK) {
-        rc = RB_EIO;
-        snprintf(err.message, sizeof(err.message), "%s", lower_strerror(errno, why));
-    }
-    if (rc == RB_OK && rename(tmp, path) != 0) {
-        rc = RB_EIO;
-        snprintf(err.message, sizeof(err.message), "%s", lower_strerror(errno, why));
-    }
+    rc = rb_report_write_path(results, f, path, &err);
     if (rc != RB_OK) {
-        unlink(tmp);
-        cli_errorf("report", "cannot write '%s': %s", path,
-                   err.message[0] ? err.message : rb_strerror(rc));
+        cli_errorf("report", "%s", err.message[0] ? err.message : rb_strerror(rc));
         return rc == RB_ENOMEM ? EXIT_INTERNAL : EXIT_IO;
     }
     return EXIT_OK;

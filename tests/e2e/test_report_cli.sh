@@ -47,10 +47,10 @@ expect_exit 2 "option '--format' needs a value" rb report "$fx/mixed.json" --for
 expect_exit 2 "one results file at a time" rb report "$fx/mixed.json" "$fx/mixed.json" -f md
 
 # An --out that cannot be written: exit 10, and nothing left behind.
-expect_exit 10 "cannot write '$tmp/missing/r.html'" \
+expect_exit 10 "cannot write report '$tmp/missing/r.html'" \
     rb report "$fx/mixed.json" --format html --out "$tmp/missing/r.html"
 mkdir "$tmp/outdir"
-expect_exit 10 "cannot write '$tmp/outdir'" \
+expect_exit 10 "cannot write report '$tmp/outdir': is a directory" \
     rb report "$fx/mixed.json" --format md --out "$tmp/outdir"
 [ -z "$(ls -A "$tmp/outdir")" ] || fail "a temporary file was left in $tmp/outdir: $(ls -A "$tmp/outdir")"
 echo "report cli: ok"

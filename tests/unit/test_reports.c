@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 static const char *source_dir(void)
@@ -590,6 +591,63 @@ static void write_all(void **state)
     json_decref(r);
 }
 
+/* A folder for `rebound run --out` where summary.md is a character device
+ * (1,3 like /dev/null, made here, never the real one) and a link to a
+ * precious file sits at the temporary name an older rebound used for
+ * junit.xml (.junit.xml.tmp-PID): the device stays a device, the link is
+ * not followed, and junit.xml is a regular file of its own. */
+static void write_all_odd_targets(void **state)
+{
+    char dir[] = "/tmp/rb-reports-XXXXXX", path[1200], victim[1200], buf[64];
+    json_t *r = fixture("mixed.json");
+    struct rb_error err;
+    struct stat st;
+    FILE *f;
+    int dev;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(victim, sizeof(victim), "%s/victim", dir);
+    f = fopen(victim, "w");
+    assert_non_null(f);
+    fputs("precious\n", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/.junit.xml.tmp-%ld", dir, (long)getpid());
+    assert_int_equal(symlink(victim, path), 0);
+    snprintf(path, sizeof(path), "%s/summary.md", dir);
+    dev = mknod(path, S_IFCHR | 0666, makedev(1, 3)) == 0;
+    if (!dev)
+        print_message("mknod not permitted: the device case is not run\n");
+
+    rb_error_init(&err);
+    if (rb_reports_write_all(dir, r, &err) != RB_OK)
+        fail_msg("write_all: %s", err.message);
+    f = fopen(victim, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_string_equal(buf, "precious\n");
+    snprintf(path, sizeof(path), "%s/junit.xml", dir);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_true(st.st_size > 100);
+    snprintf(path, sizeof(path), "%s/summary.md", dir);
+    assert_int_equal(lstat(path, &st), 0);
+    if (dev)
+        assert_true(S_ISCHR(st.st_mode));
+
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/junit.xml", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/report.html", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/.junit.xml.tmp-%ld", dir, (long)getpid());
+    unlink(path);
+    unlink(victim);
+    assert_int_equal(rmdir(dir), 0); /* nothing else left */
+    json_decref(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +665,7 @@ int main(void)
         cmocka_unit_test(black_box_recovery),
         cmocka_unit_test(svg_escapes),
         cmocka_unit_test(write_all),
+        cmocka_unit_test(write_all_odd_targets),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
