@@ -759,7 +759,10 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
         put_int(f, json_object_get(r, "steps_redone"), " (+");
         put_int(f, json_object_get(r, "inflight_lost"), " in flight)\n");
     } else {
-        fputs("unknown (the agent wrote no step events)\n", f);
+        fputs(json_is_false(json_object_get(r, "steps_known"))
+                  ? "unknown (the agent wrote no step events)\n"
+                  : "unknown (no golden trial to count against)\n",
+              f);
     }
     fprintf(f, "  failure context: %s\n",
             json_is_true(fcd)    ? "delivered"

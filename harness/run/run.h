@@ -252,6 +252,9 @@ struct rb_score {
                                       restarted nor was retried */
     int faults_fired;              /* faults injected */
     int faults_armed;              /* faults armed */
+    int golden_known;              /* 1: scored against a golden trial that ran;
+                                      0 (audit --no-golden): what needs one is
+                                      unknown, and rb_score_check() says so */
 
     /* From the wire and the step events (H4). Step metrics (golden_steps,
      * steps_executed, steps_redone, inflight_lost, each fault's inflight) are

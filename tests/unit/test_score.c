@@ -420,7 +420,8 @@ static void test_black_box_nulls(void **state)
 }
 
 /* expect.max_llm_calls_duplicated: an agent re-asking more than the call
- * in flight breaks it, naming the metric, the value and the limit. */
+ * in flight breaks it, naming the metric, the value and the limit; with no
+ * golden trial it cannot be judged. */
 static void test_expect_llm_duplicated(void **state)
 {
     struct rb_scenario *sp;
@@ -437,11 +438,20 @@ static void test_expect_llm_duplicated(void **state)
     sc.outcome = RB_OUTCOME_RECOVERED;
     sc.context_preserved = 1;
     sc.failure_context_delivered = -1;
+    sc.golden_known = 1;
     sc.llm_duplicated = 1;
     assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 1);
     sc.llm_duplicated = 4;
     assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 0);
     assert_string_equal(why, "llm_calls_duplicated 4 > max_llm_calls_duplicated 1");
+    /* with no golden trial (audit --no-golden) the count is a guess: the
+     * expectation is broken as unknown, not met or missed by it */
+    sc.golden_known = 0;
+    sc.llm_duplicated = 0;
+    assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 0);
+    assert_string_equal(why,
+                        "llm_calls_duplicated unknown (no golden trial), expected at "
+                        "most 1");
     rb_scenario_free(sp);
 }
 
