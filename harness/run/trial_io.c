@@ -138,6 +138,19 @@ static int load_events(json_t *a, struct rb_trial *t)
     return 0;
 }
 
+/* The folder holding file `path` ("." for a bare name), in out. */
+static void folder_of(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (!slash)
+        snprintf(out, size, ".");
+    else if (slash == path)
+        snprintf(out, size, "/");
+    else
+        snprintf(out, size, "%.*s", (int)(slash - path), path);
+}
+
 enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_error *err)
 {
     struct rb_trial t;
@@ -199,13 +212,21 @@ enum rb_err rb_trial_load(const char *path, struct rb_trial *out, struct rb_erro
     t.escalated = (int)get_int(root, "escalated");
     t.escalation_context = (int)get_int(root, "escalation_context");
     get_str(root, "escalation_reason", t.escalation_reason, sizeof(t.escalation_reason));
-    if (snprintf(journal, sizeof(journal), "%s/world.jsonl", t.dir) <
-            (int)sizeof(journal) &&
-        access(journal, F_OK) == 0) {
-        rc = rb_wire_read(journal, &t.wire, err);
-        if (rc != RB_OK)
-            goto out;
+    /* The trial's folder is where trial.json is now (a golden trial reused
+     * from an earlier run may have been moved or copied since): its journal
+     * is read from there, and a missing one is said, not skipped. */
+    folder_of(path, t.dir, sizeof(t.dir));
+    snprintf(journal, sizeof(journal), "%s/world.jsonl", t.dir);
+    if (access(journal, F_OK) != 0) {
+        rc = rb_error_set(err, RB_ENOENT,
+                          "trial '%s' has no world.jsonl beside it: its LLM and tool "
+                          "requests cannot be compared; copy the whole trial folder",
+                          path);
+        goto out;
     }
+    rc = rb_wire_read(journal, &t.wire, err);
+    if (rc != RB_OK)
+        goto out;
     *out = t;
     rb_trial_init(&t);
 out:

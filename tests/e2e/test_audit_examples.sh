@@ -100,9 +100,12 @@ check python-forgetful '.outcome == "degraded" and .context.preserved == false
     and (.context.divergence.what | test("message [0-9]+ .*differs"))'
 
 # 3. The golden trial of the durable audit, reused (--no-golden --golden
-# RESULTS, as docs/audit.md writes it): no golden trial is run,
-# the default kill is placed from the recorded one, the verdict is the same.
-audit python-durable 0 "${py[@]}" --no-golden --golden "$tmp/python-durable/results.json" \
+# RESULTS, as docs/audit.md writes it) from where it was moved to, as a CI
+# artifact would be: no golden trial is run, the default kill is placed from
+# the recorded one, its wire is read from the moved folder, the verdict is
+# the same.
+mv "$tmp/python-durable" "$tmp/moved"
+audit python-durable 0 "${py[@]}" --no-golden --golden "$tmp/moved/results.json" \
     --out "$tmp/reused" -- python3 examples/python-durable/agent.py
 jq -e '.trials[0].outcome == "recovered" and .trials[0].context.preserved == true' \
     "$tmp/reused/results.json" > /dev/null || fail "reused golden: $(cat "$tmp/python-durable.out")"
