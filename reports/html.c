@@ -1065,6 +1065,20 @@ static void broken_item(const char *text, void *arg)
     fputs("</li>\n", out);
 }
 
+static void skipped_item(const char *scenario, const char *why, void *arg)
+{
+    FILE *out = arg;
+
+    fputs("<li><b>", out);
+    rb__put_xml(out, scenario);
+    fputs("</b>", out);
+    if (why) {
+        fputs(": ", out);
+        rb__put_xml(out, why);
+    }
+    fputs("</li>\n", out);
+}
+
 static void write_trial(FILE *out, const struct rb__suite *s, const struct rb__trial *t,
                         int timeline)
 {
@@ -1198,6 +1212,13 @@ enum rb_err rb__write_html(const struct rb__suite *s, FILE *out, struct rb_error
     if (s->complete == 0)
         fputs("<p><b>The suite was interrupted: these are the results so far.</b></p>\n",
               out);
+    if (rb__skipped_each(s, NULL, NULL) > 0) {
+        fputs("<div id=\"skipped\"><p><b>Skipped: this machine cannot run "
+              "them</b></p>\n<ul>\n",
+              out);
+        rb__skipped_each(s, skipped_item, out);
+        fputs("</ul></div>\n", out);
+    }
     fputs("</header>\n<section id=\"scenarios\">\n<h2>Scenarios (failures first)</h2>\n",
           out);
     summary_table(out, s);

@@ -36,8 +36,9 @@ void rb__put_md(FILE *out, const char *s);
 
 /* What agent-controlled text must not do in Markdown that GitHub renders:
  * at `s`, an '@' (a mention), "://" or "www." (a live link) or a
- * bidirectional control character (U+202A-202E, U+2066-2069). Returns what
- * to write instead (the same with U+200B inserted, or "" to drop it) and
+ * bidirectional control character (U+202A-202E, U+2066-2069), or U+FFFE or
+ * U+FFFF (not characters). Returns what to write instead (the same with
+ * U+200B inserted, "" to drop it, U+FFFD for a non-character) and
  * sets *len to the bytes it replaces; NULL when `s` starts none of them. */
 const char *rb__md_defuse(const char *s, size_t *len);
 
@@ -166,6 +167,13 @@ void rb__suite_release(struct rb__suite *s);
  * kept; objects shown by their "message" or compact JSON), or a string
  * "broken". Returns the count; calls fn for each. */
 size_t rb__broken_each(json_t *rec, void (*fn)(const char *text, void *arg), void *arg);
+
+/* The scenarios `rebound run` skipped because this machine cannot run them
+ * (suite.skipped: [{"scenario", "why"}]): calls fn for each with its name
+ * ("(unnamed)" when missing) and why (NULL when missing); returns the count. */
+size_t rb__skipped_each(const struct rb__suite *s,
+                        void (*fn)(const char *scenario, const char *why, void *arg),
+                        void *arg);
 
 /* A broken expectation in words ("steps redone was 19; the limit is at most
  * 0"), or "" when it has no known shape. */

@@ -3,9 +3,11 @@
  * <testsuites> root with totals, one <testsuite> per scenario, one <testcase>
  * per faulted trial ("SCENARIO seed N [trial K]", classname the scenario).
  * Broken expectations become one <failure> whose message names each metric,
- * value and limit; a trial that could not run is an <error>. Times are in
- * seconds. The structure follows the common Jenkins/Ant JUnit schema
- * (tests/fixtures/junit.xsd checks it).
+ * value and limit; a trial that could not run is an <error>. A scenario
+ * `rebound run` skipped (suite.skipped) is a <testsuite> of one <skipped>
+ * case, and an interrupted suite (suite.complete false) adds an <error> case
+ * "suite interrupted". Times are in seconds. The structure follows the common Jenkins/Ant
+ * JUnit schema (tests/fixtures/junit.xsd checks it).
  */
 #include "internal.h"
 
@@ -29,8 +31,11 @@ static void join_one(const char *text, void *arg)
                  text);
     if (n > 0)
         j->len += (size_t)n;
-    if (j->len >= sizeof(j->buf))
+    if (j->len >= sizeof(j->buf) - 1) {
+        /* cut: back to a whole UTF-8 character, and nothing more joins */
+        rb__utf8_trim(j->buf);
         j->len = sizeof(j->buf) - 1;
+    }
 }
 
 static void body_line(const char *text, void *arg)
@@ -120,8 +125,35 @@ static void write_case(FILE *out, const struct rb__trial *t)
     fputs("    </testcase>\n", out);
 }
 
+struct skip_ctx {
+    FILE *out;
+    size_t id; /* the next testsuite id */
+};
+
+/* A scenario this machine could not run: a testsuite of one skipped case. */
+static void skipped_suite(const char *scenario, const char *why, void *arg)
+{
+    struct skip_ctx *c = arg;
+
+    fputs("  <testsuite name=\"", c->out);
+    rb__put_xml(c->out, scenario);
+    fprintf(c->out,
+            "\" tests=\"1\" failures=\"0\" errors=\"0\" skipped=\"1\" time=\"0\" "
+            "id=\"%zu\">\n    <testcase name=\"",
+            c->id++);
+    rb__put_xml(c->out, scenario);
+    fputs(" (skipped)\" classname=\"", c->out);
+    rb__put_xml(c->out, scenario);
+    fputs("\" time=\"0\">\n      <skipped message=\"", c->out);
+    rb__put_xml(c->out, why ? why : "this machine cannot run it");
+    fputs("\"/>\n    </testcase>\n  </testsuite>\n", c->out);
+}
+
 enum rb_err rb__write_junit(const struct rb__suite *s, FILE *out, struct rb_error *err)
 {
+    struct skip_ctx sk;
+    size_t n_skipped = rb__skipped_each(s, NULL, NULL);
+    int interrupted = s->complete == 0;
     double total = 0;
     char secs[48];
     size_t i, j;
@@ -133,7 +165,8 @@ enum rb_err rb__write_junit(const struct rb__suite *s, FILE *out, struct rb_erro
     fprintf(out,
             "<testsuites name=\"rebound\" tests=\"%zu\" failures=\"%d\" errors=\"%d\" "
             "time=\"%s\">\n",
-            s->n_t, s->failed, s->errors, rb__fmt_num(secs, total, 3));
+            s->n_t + n_skipped + (size_t)interrupted, s->failed, s->errors + interrupted,
+            rb__fmt_num(secs, total, 3));
     for (i = 0; i < s->n_s; i++) {
         const struct rb__scen *sc = &s->s[i];
         double st = 0;
@@ -161,6 +194,21 @@ enum rb_err rb__write_junit(const struct rb__suite *s, FILE *out, struct rb_erro
             write_case(out, &s->t[sc->trials[j]]);
         fputs("  </testsuite>\n", out);
     }
+    sk.out = out;
+    sk.id = s->n_s;
+    rb__skipped_each(s, skipped_suite, &sk);
+    if (interrupted)
+        fprintf(
+            out,
+            "  <testsuite name=\"rebound suite\" tests=\"1\" failures=\"0\" "
+            "errors=\"1\" skipped=\"0\" time=\"0\" id=\"%zu\">\n"
+            "    <testcase name=\"suite interrupted\" classname=\"rebound\" "
+            "time=\"0\">\n"
+            "      <error message=\"suite interrupted: results are partial\" "
+            "type=\"interrupted\">the suite was interrupted (suite.complete is false): "
+            "these are the results of the trials that finished, and the rest never "
+            "ran</error>\n    </testcase>\n  </testsuite>\n",
+            sk.id);
     fputs("</testsuites>\n", out);
     return RB_OK;
 }

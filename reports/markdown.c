@@ -2,8 +2,9 @@
  * markdown.c - the Markdown summary, short enough for a pull-request comment
  * or a CI step summary: the suite verdict and resilience score on top, one
  * table row per scenario (failures first; capped), then a capped list of the
- * broken expectations of failing trials. Everything taken from results.json
- * is escaped, so a name cannot break the table or inject markup.
+ * broken expectations of failing trials. An interrupted suite says so, and
+ * the scenarios `rebound run` skipped (suite.skipped) are listed with why. Everything
+ * taken from results.json is escaped, so a name cannot break the table or inject markup.
  */
 #include "internal.h"
 
@@ -117,8 +118,34 @@ static void put_baselines(FILE *out, const struct rb__suite *s)
     }
 }
 
+struct skip_list {
+    FILE *out;
+    int shown, more;
+};
+
+static void skipped_line(const char *scenario, const char *why, void *arg)
+{
+    struct skip_list *k = arg;
+
+    if (k->shown >= MD_MAX_BROKEN) {
+        k->more++;
+        return;
+    }
+    if (k->shown++ == 0)
+        fputs("\n**Skipped: this machine cannot run them**\n\n", k->out);
+    fputs("- **", k->out);
+    rb__put_md(k->out, scenario);
+    fputs("**", k->out);
+    if (why) {
+        fputs(": ", k->out);
+        rb__put_md(k->out, why);
+    }
+    fputc('\n', k->out);
+}
+
 enum rb_err rb__write_md(const struct rb__suite *s, FILE *out, struct rb_error *err)
 {
+    struct skip_list k;
     struct broken_list b;
     char a[48];
     size_t i, j, rows = 0;
@@ -140,6 +167,11 @@ enum rb_err rb__write_md(const struct rb__suite *s, FILE *out, struct rb_error *
     fputc('\n', out);
     if (s->complete == 0)
         fputs("\n**The suite was interrupted: these are the results so far.**\n", out);
+    memset(&k, 0, sizeof(k));
+    k.out = out;
+    rb__skipped_each(s, skipped_line, &k);
+    if (k.more)
+        fprintf(out, "- … and %d more\n", k.more);
     fputs(
         "\n| scenario | outcome | recovery p50 / p95 | steps redone | context | verdict "
         "|\n|---|---|---|---|---|---|\n",

@@ -432,6 +432,24 @@ size_t rb__broken_each(json_t *rec, void (*fn)(const char *text, void *arg), voi
     return n;
 }
 
+size_t rb__skipped_each(const struct rb__suite *s,
+                        void (*fn)(const char *scenario, const char *why, void *arg),
+                        void *arg)
+{
+    json_t *list = json_object_get(json_object_get(s->root, "suite"), "skipped");
+    size_t i;
+
+    for (i = 0; i < json_array_size(list); i++) {
+        json_t *e = json_array_get(list, i);
+        const char *name =
+            json_is_string(e) ? json_string_value(e) : rb__jstr(e, "scenario");
+
+        if (fn)
+            fn(name ? name : "(unnamed)", rb__jstr(e, "why"), arg);
+    }
+    return json_array_size(list);
+}
+
 /* Replaces '_' with ' ' in a metric name. */
 static void spaced(const char *in, size_t len, char *out, size_t size)
 {
@@ -442,9 +460,27 @@ static void spaced(const char *in, size_t len, char *out, size_t size)
     for (i = 0; i < len; i++)
         out[i] = in[i] == '_' ? ' ' : in[i];
     out[len] = '\0';
+    rb__utf8_trim(out);
 }
 
+/* Cuts each of the four "%95s" tokens back to a whole UTF-8 character. */
+static void trim4(char *a, char *b, char *c, char *d)
+{
+    rb__utf8_trim(a);
+    rb__utf8_trim(b);
+    rb__utf8_trim(c);
+    rb__utf8_trim(d);
+}
+
+static void broken_words(const char *text, char *buf, size_t size);
+
 void rb__broken_words(const char *text, char *buf, size_t size)
+{
+    broken_words(text, buf, size);
+    rb__utf8_trim(buf); /* the snprintf may have cut a character */
+}
+
+static void broken_words(const char *text, char *buf, size_t size)
 {
     char metric[96], value[96], limit_name[96], limit[96];
     const char *p;
@@ -461,6 +497,7 @@ void rb__broken_words(const char *text, char *buf, size_t size)
     /* "recovery p50 700 ms > recovery_p50_ms 500" */
     if (sscanf(text, "recovery %95s %95s ms > %95s %95s", metric, value, limit_name,
                limit) == 4) {
+        trim4(metric, value, limit_name, limit);
         snprintf(buf, size,
                  "the %s recovery time over the scenario's faults was %s ms, above the "
                  "limit of %s ms (%s)",
@@ -482,6 +519,7 @@ void rb__broken_words(const char *text, char *buf, size_t size)
     if (sscanf(text, "%95s %95s > %95s %95s", metric, value, limit_name, limit) == 4) {
         char m[96];
 
+        trim4(metric, value, limit_name, limit);
         spaced(metric, strlen(metric), m, sizeof(m));
         snprintf(buf, size, "%s was %s, above the limit of %s (%s)", m, value, limit,
                  limit_name);

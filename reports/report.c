@@ -101,6 +101,11 @@ const char *rb__md_defuse(const char *s, size_t *len)
         *len = 3;
         return "";
     }
+    if ((unsigned char)s[0] == 0xef && (unsigned char)s[1] == 0xbf &&
+        (unsigned char)s[2] >= 0xbe) {
+        *len = 3;
+        return "\xef\xbf\xbd"; /* U+FFFE, U+FFFF: not characters */
+    }
     if (s[0] == '@') {
         *len = 1;
         return "@\xe2\x80\x8b"; /* U+200B: no @mention */

@@ -35,6 +35,8 @@ check() {
     [ "$errors" = "$(xp "$xml" 'count(//testcase[error])')" ] || fail "$xml: errors=$errors"
     [ "$(xp "$xml" 'count(//testsuite)')" = "$(xp "$xml" 'count(//testsuite[@name])')" ] ||
         fail "$xml: a testsuite without a name"
+    [ "$(xp "$xml" 'sum(//testsuite/@skipped)')" = "$(xp "$xml" 'count(//testcase[skipped])')" ] ||
+        fail "$xml: skipped= does not count the skipped testcases"
 }
 
 # The schema must be able to say no: a testcase without a name, or a time
@@ -46,7 +48,7 @@ printf '<testsuites><testsuite name="s" tests="1"><testcase name="c" time="1.5s"
     > "$tmp/badtime.xml"
 ! xmllint --noout --schema "$xsd" "$tmp/badtime.xml" 2> /dev/null || fail "the schema accepts time=1.5s"
 
-for f in mixed with-scenarios; do
+for f in mixed with-scenarios unicode interrupted; do
     rb report "$fx/$f.json" --format junit --out "$tmp/$f.xml"
     check "$tmp/$f.xml"
 done
@@ -58,6 +60,17 @@ done
 [ "$(xp "$tmp/mixed.xml" 'string(//testsuite[starts-with(@name,"odd")]/@name)')" = \
     "$(printf 'odd <name> & "quoted" | pipe `tick` *star*\nnewline')" ] ||
     fail "the odd name did not survive the XML round trip"
+# U+FFFE/U+FFFF in names and broken texts, and long multi-byte broken
+# texts cut at byte counts, still make well-formed XML (check validated it).
+[ "$(xp "$tmp/unicode.xml" 'count(//testcase[failure])')" = 3 ] || fail "unicode: failures lost"
+# A scenario the machine could not run is a skipped testcase with why; an
+# interrupted suite is an error CI shows.
+[ "$(xp "$tmp/interrupted.xml" 'string(//testsuite[@name="partition-db"]/testcase/skipped/@message)')" = \
+    'cannot make a network namespace: operation not permitted' ] || fail "interrupted: skipped scenario missing"
+[ "$(xp "$tmp/interrupted.xml" 'sum(//testsuite/@skipped)')" = 2 ] || fail "interrupted: skipped= is not 2"
+[ "$(xp "$tmp/interrupted.xml" 'string(//testcase/error[@type="interrupted"]/@message)')" = \
+    'suite interrupted: results are partial' ] || fail "interrupted: no error for the interrupted suite"
+[ "$(xp "$tmp/interrupted.xml" 'string(/testsuites/@errors)')" = 1 ] || fail "interrupted: errors= is not 1"
 
 # A real run of a library scenario.
 rb run "$REBOUND_SOURCE_DIR/scenarios/library/kill-at-step-147.json" --out "$tmp/run" > "$tmp/run.log" 2>&1 ||

@@ -546,6 +546,112 @@ static void svg_escapes(void **state)
     free(buf);
 }
 
+/* ---- text from agents ------------------------------------------------ */
+
+/* 1 when `s` is valid UTF-8 with no U+FFFE or U+FFFF (what XML 1.0 and a
+ * browser read without a replacement character), else 0 with *at set. */
+static int clean_utf8(const char *s, size_t *at)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n, i;
+
+    while (*p) {
+        n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+        if (*p >= 0x80 && (*p < 0xc2 || *p > 0xf4))
+            goto bad;
+        for (i = 1; i < n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                goto bad;
+        if (n == 3 && p[0] == 0xef && p[1] == 0xbf && p[2] >= 0xbe)
+            goto bad;
+        p += n;
+    }
+    return 1;
+bad:
+    *at = (size_t)((const char *)p - s);
+    return 0;
+}
+
+/* Every report of a fixture with U+FFFE/U+FFFF in names and broken texts,
+ * and broken texts of multi-byte characters long enough to be cut (the
+ * joined failure message, the "in words" text, the %95s tokens), is clean
+ * UTF-8: junit.xml parses, the page shows no replacement marks mid-word. */
+static void utf8_cuts(void **state)
+{
+    static const enum rb_report_format all[] = {RB_REPORT_JUNIT, RB_REPORT_MD,
+                                                RB_REPORT_HTML};
+    json_t *r = fixture("unicode.json");
+    size_t i, at = 0;
+
+    (void)state;
+    for (i = 0; i < 3; i++) {
+        char *out = render(r, all[i]);
+
+        if (!clean_utf8(out, &at))
+            fail_msg("%s: not clean UTF-8 at byte %zu: ...%.40s",
+                     rb_report_file_name(all[i]), at, out + (at > 20 ? at - 20 : 0));
+        if (all[i] != RB_REPORT_MD)
+            assert_has(out, "uni\xef\xbf\xbd\xef\xbf\xbdname");
+        free(out);
+    }
+    json_decref(r);
+}
+
+/* Agent-controlled text in the Markdown summary pings nobody, links
+ * nowhere and cannot reverse the text around it. */
+static void md_defused(void **state)
+{
+    json_t *r = fixture("unicode.json");
+    char *md = render(r, RB_REPORT_MD);
+
+    (void)state;
+    assert_has(md, "ping @\xe2\x80\x8boctocat and @\xe2\x80\x8bgithub/security");
+    assert_null(strstr(md, "@octocat"));
+    assert_null(strstr(md, "@github"));
+    assert_null(strstr(md, "://"));
+    assert_has(md, "https:\xe2\x80\x8b//evil.example/x");
+    assert_null(strstr(md, "www.evil"));
+    assert_null(strstr(md, "WWW.Evil"));
+    assert_has(md, "w\xe2\x80\x8bww.evil.example");
+    assert_null(strstr(md, "\xe2\x80\xae")); /* U+202E */
+    assert_null(strstr(md, "\xe2\x80\xac")); /* U+202C */
+    assert_null(strstr(md, "\xe2\x81\xa6")); /* U+2066 */
+    assert_null(strstr(md, "\xe2\x81\xa9")); /* U+2069 */
+    assert_has(md, "flip reversed and isolated");
+    free(md);
+    json_decref(r);
+}
+
+/* A suite cut short (suite.complete false) with scenarios this machine
+ * could not run (suite.skipped): every report says both. */
+static void skipped_and_interrupted(void **state)
+{
+    json_t *r = fixture("interrupted.json");
+    char *x = render(r, RB_REPORT_JUNIT), *md = render(r, RB_REPORT_MD),
+         *html = render(r, RB_REPORT_HTML);
+
+    (void)state;
+    assert_has(x, "<testsuites name=\"rebound\" tests=\"4\" failures=\"0\" errors=\"1\"");
+    assert_has(x,
+               "<testsuite name=\"partition-db\" tests=\"1\" failures=\"0\" errors=\"0\" "
+               "skipped=\"1\"");
+    assert_has(x, "<skipped message=\"cannot make a network namespace: operation not "
+                  "permitted\"/>");
+    assert_has(x, "<skipped message=\"needs root\"/>");
+    assert_has(x, "<error message=\"suite interrupted: results are partial\"");
+    assert_int_equal(count(x, "<testcase "), 4);
+    assert_has(md, "The suite was interrupted");
+    assert_has(md, "- **partition-db**: cannot make a network namespace");
+    assert_has(md, "- **odd \\<skip\\> \\& \"q\" \\| x**: needs root");
+    assert_has(html, "The suite was interrupted");
+    assert_has(html,
+               "<li><b>odd &lt;skip&gt; &amp; &quot;q&quot; | x</b>: needs root</li>");
+    free(x);
+    free(md);
+    free(html);
+    json_decref(r);
+}
+
 /* ---- writing all ------------------------------------------------------- */
 
 static void write_all(void **state)
@@ -664,6 +770,9 @@ int main(void)
         cmocka_unit_test(baseline_from_trials),
         cmocka_unit_test(black_box_recovery),
         cmocka_unit_test(svg_escapes),
+        cmocka_unit_test(utf8_cuts),
+        cmocka_unit_test(skipped_and_interrupted),
+        cmocka_unit_test(md_defused),
         cmocka_unit_test(write_all),
         cmocka_unit_test(write_all_odd_targets),
     };
