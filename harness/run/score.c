@@ -974,6 +974,13 @@ int rb_score_check(const struct rb_scenario *s, const struct rb_score *sc, int64
     if (x->max_time_lost_ms >= 0 && sc->time_lost_ms > x->max_time_lost_ms)
         add_why(why, size, "time_lost_ms %lld > max_time_lost_ms %lld",
                 (long long)sc->time_lost_ms, (long long)x->max_time_lost_ms);
+    if ((x->recovery_p50_ms >= 0 || x->recovery_p95_ms >= 0) && p50_ms < 0)
+        add_why(why, size,
+                "recovery unknown (no fault of the scenario's trials was followed by "
+                "new progress), expected %s at most %lld ms",
+                x->recovery_p50_ms >= 0 ? "p50" : "p95",
+                (long long)(x->recovery_p50_ms >= 0 ? x->recovery_p50_ms
+                                                    : x->recovery_p95_ms));
     if (x->recovery_p50_ms >= 0 && p50_ms > x->recovery_p50_ms)
         add_why(why, size, "recovery p50 %lld ms > recovery_p50_ms %lld",
                 (long long)p50_ms, (long long)x->recovery_p50_ms);

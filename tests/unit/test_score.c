@@ -511,6 +511,32 @@ static void test_freeze_then_kill(void **state)
     rb_trial_release(&t);
 }
 
+/* expect.recovery_ms with no recovery known at all: broken as unknown,
+ * not passed. */
+static void test_expect_recovery_unknown(void **state)
+{
+    struct rb_scenario *sp;
+    struct rb_score sc;
+    static const char text[] =
+        "{\"rebound\":1,\"description\":\"t\",\"agent\":{\"builtin\":{\"workflow\":{"
+        "\"steps\":4,\"llm_turns\":3}}},\"seeds\":[1],"
+        "\"expect\":{\"recovery_ms\":{\"p95\":500}}}";
+    char why[512];
+
+    (void)state;
+    sp = parse(text);
+    memset(&sc, 0, sizeof(sc));
+    sc.golden_known = 1;
+    sc.outcome = RB_OUTCOME_RECOVERED;
+    sc.context_preserved = 1;
+    sc.failure_context_delivered = -1;
+    assert_int_equal(rb_score_check(sp, &sc, 200, 400, why, sizeof(why)), 1);
+    assert_int_equal(rb_score_check(sp, &sc, -1, -1, why, sizeof(why)), 0);
+    assert_non_null(strstr(why, "recovery unknown"));
+    assert_non_null(strstr(why, "expected p95 at most 500 ms"));
+    rb_scenario_free(sp);
+}
+
 /* Retries ran out and the run was parked for a human with its context: the
  * outcome is escalated, which expect.outcome can ask for; parked without a
  * context it is a failure. */
@@ -864,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_black_box_nulls),
         cmocka_unit_test(test_escalated_outcome),
         cmocka_unit_test(test_freeze_then_kill),
+        cmocka_unit_test(test_expect_recovery_unknown),
         cmocka_unit_test(test_expect_llm_duplicated),
         cmocka_unit_test(test_failure_context_of_retries),
         cmocka_unit_test(test_recovery_to_first_new_request),
