@@ -37,6 +37,9 @@ int cli_fail(const char *cmd, const struct rb_error *err);
 void cli_errorf(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* 1 when `s` is valid UTF-8 (results.json holds paths as JSON strings). */
+int cli_utf8_ok(const char *s);
+
 /* The store folder: `opt` if given, else REBOUND_STORE, else NULL. */
 const char *cli_store_dir(const char *opt);
 

@@ -961,6 +961,12 @@ int cmd_audit(int argc, char **argv)
     }
     /* The name makes the trials' folder names: the scenario parser refuses
      * one that is not a plain file name. */
+    if (!cli_utf8_ok(o.out) || !getcwd(out, sizeof(out)) || !cli_utf8_ok(out)) {
+        cli_errorf("audit", "the output folder's path is not UTF-8 (results.json holds "
+                            "it as text): give --out a path in UTF-8");
+        rc = EXIT_USAGE;
+        goto out;
+    }
     if (!o.out[0] || mkdir_parents(o.out) != 0 || !realpath(o.out, out) ||
         access(out, W_OK) != 0) {
         cli_errorf("audit", "cannot write to output folder '%s': %s", o.out,

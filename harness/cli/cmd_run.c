@@ -391,6 +391,13 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
+    if (!cli_utf8_ok(out_dir) || !getcwd(abs_out, sizeof(abs_out)) ||
+        !cli_utf8_ok(abs_out)) {
+        cli_errorf("run", "the output folder's path is not UTF-8 (results.json holds it "
+                          "as text): give --out a path in UTF-8");
+        rc = EXIT_USAGE;
+        goto out;
+    }
     snprintf(dir, sizeof(dir), "%s/trials", out_dir);
     if (mkdir_parents(dir) != 0 || access(dir, W_OK) != 0) {
         cli_errorf("run", "cannot write to output folder '%s': %s", out_dir,

@@ -104,6 +104,26 @@ int cli_fail(const char *cmd, const struct rb_error *err)
     return cli_exit_for(err->code);
 }
 
+int cli_utf8_ok(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    while (*p) {
+        int n = *p < 0x80         ? 0
+                : (*p >> 5) == 6  ? 1
+                : (*p >> 4) == 14 ? 2
+                : (*p >> 3) == 30 ? 3
+                                  : -1;
+
+        if (n < 0 || (n == 1 && *p < 0xc2) || (n == 3 && *p > 0xf4))
+            return 0;
+        for (p++; n > 0; n--, p++)
+            if ((*p & 0xc0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
 const char *cli_store_dir(const char *opt)
 {
     const char *env = getenv("REBOUND_STORE");

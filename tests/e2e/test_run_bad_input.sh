@@ -51,6 +51,8 @@ scenario_err 2 "kind\.json:3:[0-9]+: unknown fault kind" malformed.json ok.json 
 grep -q '^malformed\.json:3:' "$tmp/err" || fail "several: malformed.json not reported: $(cat "$tmp/err")"
 
 expect_exit 2 "cannot open 'missing\.json'" rb run missing.json --out "$tmp/o-bad"
+expect_exit 2 "the output folder's path is not UTF-8" rb run ok.json --out "$tmp/"$'o-\xe9'
+[ ! -e "$tmp/"$'o-\xe9' ] || fail "not UTF-8: an output folder was made"
 mkdir -p "$tmp/no-scenarios"
 expect_exit 2 "no scenario files .* in folder" rb run "$tmp/no-scenarios" --out "$tmp/o-bad"
 [ ! -e "$tmp/o-bad" ] || fail "missing: an output folder was made"
