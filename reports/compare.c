@@ -7,6 +7,7 @@
  * The rules are in docs/compare.md; a missing optional field is unknown.
  */
 #include "compare.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -69,7 +70,8 @@ static char *buf_take(struct rb_buf *b)
 struct trial_ref {
     const json_t *json; /* the trial record */
     const char *name;   /* its scenario */
-    char seed[32];      /* its seed as text, "?" when absent */
+    const char *seed;   /* its seed as text, whole: borrowed, or num */
+    char num[32];       /* a number seed as text, "?" when absent */
 };
 
 struct side_doc {
@@ -85,16 +87,19 @@ static void side_doc_release(struct side_doc *d)
     d->n = 0;
 }
 
-static void seed_text(const json_t *v, char out[32])
+/* Sets ref->seed: a string seed as it is (never cut, so two seeds that
+ * differ late stay two), a number as text in ref->num. */
+static void seed_text(const json_t *v, struct trial_ref *ref)
 {
-    if (json_is_integer(v))
-        snprintf(out, 32, "%lld", (long long)json_integer_value(v));
-    else if (json_is_string(v))
-        snprintf(out, 32, "%s", json_string_value(v));
+    ref->seed = ref->num;
+    if (json_is_string(v))
+        ref->seed = json_string_value(v);
+    else if (json_is_integer(v))
+        snprintf(ref->num, sizeof(ref->num), "%lld", (long long)json_integer_value(v));
     else if (json_is_real(v))
-        snprintf(out, 32, "%.17g", json_real_value(v));
+        snprintf(ref->num, sizeof(ref->num), "%.17g", json_real_value(v));
     else
-        snprintf(out, 32, "?");
+        snprintf(ref->num, sizeof(ref->num), "?");
 }
 
 /* Checks that `doc` is a results file and lists its faulted trials. */
@@ -144,7 +149,7 @@ static enum rb_err read_doc(const json_t *doc, const char *name, struct side_doc
             continue;
         refs[n].json = t;
         refs[n].name = json_string_value(sc);
-        seed_text(json_object_get(t, "seed"), refs[n].seed);
+        seed_text(json_object_get(t, "seed"), &refs[n]);
         n++;
     }
     suite = json_object_get(doc, "suite");
@@ -240,7 +245,7 @@ static int is_number(const json_t *v)
 }
 
 /* Does `seed` appear in the list of seeds `seeds` (n of them)? */
-static int has_seed(char (*seeds)[32], size_t n, const char *seed)
+static int has_seed(const char **seeds, size_t n, const char *seed)
 {
     size_t i;
 
@@ -273,7 +278,7 @@ static enum rb_err push(double **arr, size_t *n, size_t *cap, double v)
  * or with `wire` every fault's `recovery_first_request_ms`.
  */
 static enum rb_err pool_side(const struct side_doc *d, const char *name,
-                             char (*common)[32], size_t nc, int all, int wire,
+                             const char **common, size_t nc, int all, int wire,
                              struct rb_compare_side *s)
 {
     const char *field = wire ? "recovery_first_request_ms" : "recovery_ms";
@@ -348,7 +353,7 @@ out:
  * as for black-box agents) when both sides have that.
  */
 static enum rb_err pool_both(const struct side_doc *a, const struct side_doc *b,
-                             const char *name, char (*common)[32], size_t nc, int all,
+                             const char *name, const char **common, size_t nc, int all,
                              struct rb_compare_scenario *sc)
 {
     struct rb_compare_side wa, wb;
@@ -508,7 +513,7 @@ static char *why_of(const struct rb_compare_scenario *sc)
  */
 
 /* Appends the distinct seeds of scenario `name` in `d` to seeds[*n]. */
-static void seeds_of(const struct side_doc *d, const char *name, char (*seeds)[32],
+static void seeds_of(const struct side_doc *d, const char *name, const char **seeds,
                      size_t *n)
 {
     size_t i;
@@ -516,13 +521,13 @@ static void seeds_of(const struct side_doc *d, const char *name, char (*seeds)[3
     for (i = 0; i < d->n; i++)
         if (strcmp(d->trials[i].name, name) == 0 &&
             !has_seed(seeds, *n, d->trials[i].seed)) {
-            memcpy(seeds[*n], d->trials[i].seed, 32);
+            seeds[*n] = d->trials[i].seed;
             (*n)++;
         }
 }
 
 /* The seeds as "1 2 3": a new string, or NULL when out of memory. */
-static char *join_seeds(char (*seeds)[32], size_t n)
+static char *join_seeds(const char **seeds, size_t n)
 {
     struct rb_buf b;
     enum rb_err rc = RB_OK;
@@ -552,8 +557,7 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
                                     const char *name, const struct rb_compare_opts *o,
                                     struct rb_compare_scenario *sc)
 {
-    char(*sa)[32] = NULL, (*sb)[32] = NULL, (*common)[32] = NULL, (*oa)[32] = NULL,
-    (*ob)[32] = NULL;
+    const char **sa = NULL, **sb = NULL, **common = NULL, **oa = NULL, **ob = NULL;
     size_t na = 0, nb = 0, nc = 0, noa = 0, nob = 0, i;
     enum rb_err rc = RB_ENOMEM;
 
@@ -569,13 +573,13 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
     seeds_of(b, name, sb, &nb);
     for (i = 0; i < na; i++) {
         if (has_seed(sb, nb, sa[i]))
-            memcpy(common[nc++], sa[i], 32);
+            common[nc++] = sa[i];
         else
-            memcpy(oa[noa++], sa[i], 32);
+            oa[noa++] = sa[i];
     }
     for (i = 0; i < nb; i++)
         if (!has_seed(sa, na, sb[i]))
-            memcpy(ob[nob++], sb[i], 32);
+            ob[nob++] = sb[i];
 
     sc->name = dup_str(name);
     if (!sc->name)
@@ -776,13 +780,32 @@ static __attribute__((format(printf, 2, 3))) void put(struct out *o, const char 
     va_end(ap);
 }
 
-/* A name made safe: control characters become '?'; in Markdown, characters
- * with a meaning are escaped. */
+/* A name or seed made safe: control characters (C0, DEL and C1, which a
+ * terminal would act on) become '?', bidirectional controls are dropped; in
+ * Markdown, characters with a meaning are escaped and @mentions and links
+ * defused (rb__md_defuse). */
 static void put_name(struct out *o, const char *s)
 {
-    for (; *s; s++) {
+    const char *rep;
+    size_t skip;
+
+    while (*s) {
         unsigned char c = (unsigned char)*s;
 
+        if (o->format == RB_COMPARE_MD && (rep = rb__md_defuse(s, &skip)) != NULL) {
+            put(o, "%s", rep);
+            s += skip;
+            continue;
+        }
+        if (rb__bidi_len(s)) {
+            s += rb__bidi_len(s);
+            continue;
+        }
+        if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+            put(o, "?"); /* U+0080-009F */
+            s += 2;
+            continue;
+        }
         if (c < 0x20 || c == 0x7f) {
             put(o, "?");
         } else if (o->format == RB_COMPARE_MD && c == '<') {
@@ -796,6 +819,7 @@ static void put_name(struct out *o, const char *s)
         } else {
             put(o, "%c", c);
         }
+        s++;
     }
 }
 
@@ -984,11 +1008,15 @@ static void put_seeds_note(struct out *o, const struct rb_compare_scenario *sc)
         put(o, "no seed in common: every trial of each side pooled");
         return;
     }
-    put(o, "%s", sc->seeds);
-    if (sc->seeds_only_base[0])
-        put(o, "; only in the base: %s", sc->seeds_only_base);
-    if (sc->seeds_only_new[0])
-        put(o, "; only in the new: %s", sc->seeds_only_new);
+    put_name(o, sc->seeds);
+    if (sc->seeds_only_base[0]) {
+        put(o, "; only in the base: ");
+        put_name(o, sc->seeds_only_base);
+    }
+    if (sc->seeds_only_new[0]) {
+        put(o, "; only in the new: ");
+        put_name(o, sc->seeds_only_new);
+    }
     if (sc->seeds_only_base[0] || sc->seeds_only_new[0])
         put(o, " (not compared)");
 }

@@ -52,6 +52,18 @@ compare_case steps-up 1 '^verdict: REGRESSION in kill-at-step-147 \(steps redone
 compare_case old-format 0 '^verdict: no regression'
 compare_case seeds 0 'only in the base: 1; only in the new: 4 \(not compared\)'
 
+# Seeds are agent-controlled strings: no escape sequence reaches the
+# terminal, no Markdown heading is injected, nobody is pinged, and two long
+# seeds that differ at the end stay two seeds.
+compare_case hostile-seeds 0 '^verdict: no regression'
+! LC_ALL=C grep -q $'[\x01-\x09\x0b-\x1f\x7f]' "$tmp/out" ||
+    fail "hostile-seeds: a control character in the text output: $(cat -v "$tmp/out")"
+grep -q 'only in the new: A\{40\}2 (not compared)' "$tmp/out" ||
+    fail "hostile-seeds: long seeds merged: $(cat -v "$tmp/out")"
+compare_case hostile-seeds 0 '^\*\*Verdict: no regression' --format md
+! grep -q '^## Verdict' "$tmp/out" || fail "hostile-seeds: a heading injected: $(cat -v "$tmp/out")"
+! grep -q '@octocat\|@team\|://' "$tmp/out" || fail "hostile-seeds: a live mention or link: $(cat -v "$tmp/out")"
+
 # Markdown: a table, the name escaped so that it stays in its cell.
 compare_case odd-names 1 '^\| odd\\\|name \\\*bold\\\* ' --format md
 grep -q '^| scenario | recovery p50 | recovery p95 | steps redone | outcomes | verdict |$' \

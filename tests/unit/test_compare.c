@@ -546,6 +546,62 @@ static void test_bad_files(void **state)
     assert_non_null(strstr(err.message, "bad': it is a folder"));
 }
 
+/* The first byte of `s` a terminal would act on (C0 but newline, DEL, C1
+ * as UTF-8), or NULL. */
+static const char *control_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (; *p; p++)
+        if ((*p < 0x20 && *p != '\n') || *p == 0x7f ||
+            (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            return (const char *)p;
+    return NULL;
+}
+
+/* Seeds are strings an agent's scenario may set: kept whole (two long
+ * seeds that differ only at the end are two seeds, not one), and printed
+ * as safely as names: no escape sequence reaches the terminal, no Markdown
+ * heading or table row is injected, nobody is pinged, nothing links. */
+static void test_hostile_seeds(void **state)
+{
+    struct rb_compare *cmp = pair("hostile-seeds", NULL);
+    const struct rb_compare_scenario *sc = find(cmp, K);
+    char *text, *md;
+    const char *bad;
+
+    (void)state;
+    assert_non_null(
+        strstr(sc->seeds_only_base, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1"));
+    assert_non_null(
+        strstr(sc->seeds_only_new, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA2"));
+    assert_null(strstr(sc->seeds, "AAAA"));
+    text = render(cmp, RB_COMPARE_TEXT);
+    bad = control_at(text);
+    if (bad)
+        fail_msg("a control character in the text output: ...%.30s",
+                 bad > text + 10 ? bad - 10 : text);
+    assert_non_null(strstr(text, "seeds         | x |?## Verdict: no regression"));
+    assert_non_null(strstr(text, "only in the base: ?]0;pwned??[2J "));
+    md = render(cmp, RB_COMPARE_MD);
+    assert_null(control_at(md));
+    assert_null(strstr(md, "\n## Verdict"));
+    assert_null(strstr(md, "\n| x |"));
+    assert_non_null(strstr(md, "seeds: \\| x \\|?\\#\\# Verdict: no regression"));
+    assert_null(strstr(md, "@octocat"));
+    assert_null(strstr(md, "://"));
+    assert_null(strstr(md, "www.evil"));
+    assert_null(strstr(md, "\xe2\x80\xae"));
+    assert_non_null(strstr(md, "@\xe2\x80\x8boctocat https:\xe2\x80\x8b//evil.example"));
+    /* a scenario name too */
+    assert_null(strstr(md, "@team"));
+    assert_non_null(
+        strstr(md, "| ping @\xe2\x80\x8bteam see w\xe2\x80\x8bww.team.example evil |"));
+    free(text);
+    free(md);
+    rb_compare_free(cmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,7 +613,7 @@ int main(void)
         cmocka_unit_test(test_odd_names),      cmocka_unit_test(test_markdown_table),
         cmocka_unit_test(test_nearest_rank),   cmocka_unit_test(test_from_zero_and_order),
         cmocka_unit_test(test_no_common_seed), cmocka_unit_test(test_wire_recovery),
-        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_hostile_seeds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
