@@ -226,3 +226,20 @@ enum rb_err rb_name_check(const char *what, const char *name, struct rb_error *e
     }
     return RB_OK;
 }
+
+void rb_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n, need;
+    unsigned char c;
+
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+        i--;
+    if (i == 0)
+        return;
+    c = (unsigned char)s[i - 1];
+    if (c < 0x80)
+        return;
+    need = (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (need != n - i + 1)
+        s[i - 1] = '\0'; /* incomplete: drop the partial character */
+}

@@ -363,13 +363,20 @@ static void describe_divergence(const struct rb_wire_req *r, const struct rb_wir
         snprintf(out->div_what, sizeof(out->div_what),
                  "message %zu (role %s) missing: %zu messages, golden's had %zu", k,
                  g->msgs[k].role, r->n_msgs, g->n_msgs);
-    else if (strcmp(r->model, g->model))
+    else if (strcmp(r->model, g->model)) {
+        char a[60], b[60];
+
+        snprintf(a, sizeof(a), "%.59s", r->model);
+        snprintf(b, sizeof(b), "%.59s", g->model);
+        rb_utf8_trim(a);
+        rb_utf8_trim(b);
         snprintf(out->div_what, sizeof(out->div_what),
-                 "the model differs: '%.60s', golden's '%.60s'", r->model, g->model);
-    else /* the digests are a prefix of the hash: one collided */
+                 "the model differs: '%s', golden's '%s'", a, b);
+    } else /* the digests are a prefix of the hash: one collided */
         snprintf(out->div_what, sizeof(out->div_what),
                  "its messages differ from the closest golden request's by their "
                  "hash alone");
+    rb_utf8_trim(out->div_what); /* a role or model cut short stays valid text */
 }
 
 /*
@@ -872,6 +879,7 @@ static void add_why(char *why, size_t size, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why + len, size - len, fmt, ap);
     va_end(ap);
+    rb_utf8_trim(why); /* results.json takes it as a JSON string */
 }
 
 static const char *yes_no(int v)

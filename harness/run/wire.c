@@ -32,6 +32,7 @@ void rb_wire_release(struct rb_wire *w)
 static void copy(char *dst, size_t size, const char *src)
 {
     snprintf(dst, size, "%s", src ? src : "");
+    rb_utf8_trim(dst); /* an agent's long role or model, cut: still valid text */
 }
 
 static int64_t get_int(const json_t *o, const char *key)

@@ -133,6 +133,11 @@ enum rb_err rb_buf_append(struct rb_buf *buf, const void *data, size_t len);
 enum rb_err rb_buf_printf(struct rb_buf *buf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Cuts the UTF-8 character that a bounded copy split at the end of the
+ * NUL-terminated `s`, if any, so that the text stays valid UTF-8 (a JSON
+ * string). */
+void rb_utf8_trim(char *s);
+
 /* As rb_buf_printf(), with a va_list. */
 enum rb_err rb_buf_vprintf(struct rb_buf *buf, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));

@@ -65,7 +65,7 @@ static void ev(struct rb_trial *t, double ms, const char *text)
 static void llm(struct rb_trial *t, double ms, const char *msgs, int status, int pt,
                 int ct)
 {
-    char line[4096], list[3000] = "", hash[RB_HASH_HEX_LEN + 1], one[80];
+    char line[4096], list[3000] = "", hash[RB_HASH_HEX_LEN + 1], one[512];
     const char *p = msgs;
     size_t off = 0;
     int n = 0;
@@ -234,6 +234,42 @@ static void test_calls_beyond_golden(void **state)
 
 /* After the restart the agent sends a tool result that differs from
  * golden's: the divergence is that request, in attempt 2, at message 3. */
+/* An agent's role string long enough to be cut in the divergence's words,
+ * in a multi-byte script: the words stay valid UTF-8, so the record (a
+ * JSON document) is still written. */
+static void test_divergence_cut_role(void **state)
+{
+    struct rb_trial g, t;
+    struct rb_score sc;
+    struct rb_scenario *sp;
+    char msgs[1024], role[200] = "";
+    json_t *rec;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 80; i++)
+        strcat(role, "\xc3\xa9"); /* é: 160 bytes */
+    golden3(&g);
+    start(&t, 1);
+    killed_at_25(&t);
+    snprintf(msgs, sizeof(msgs), "system:s0 %s:u0", role);
+    llm(&t, 10, msgs, 200, 100, 10);
+    ev(&t, 40, "{\"kind\":\"proc.exit\",\"attempt\":2,\"exit_code\":0,\"signal\":0}");
+    t.end_ns = at(40);
+    rb_score_trial(&g, &t, &sc);
+    assert_int_equal(sc.diverged, 1);
+    assert_non_null(strstr(sc.div_what, "message 1 (role \xc3\xa9"));
+    sp = parse("{\"rebound\":1,\"description\":\"t\",\"agent\":{\"builtin\":{"
+               "\"workflow\":{\"steps\":4,\"llm_turns\":3}}},\"seeds\":[1]}");
+    rec = rb_score_json(sp, &g, &t, &sc);
+    assert_non_null(rec);
+    assert_non_null(json_object_get(json_object_get(rec, "context"), "divergence"));
+    json_decref(rec);
+    rb_scenario_free(sp);
+    rb_trial_release(&g);
+    rb_trial_release(&t);
+}
+
 static void test_divergence_at_message(void **state)
 {
     struct rb_trial g, t;
@@ -890,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_black_box_nulls),
         cmocka_unit_test(test_escalated_outcome),
         cmocka_unit_test(test_freeze_then_kill),
+        cmocka_unit_test(test_divergence_cut_role),
         cmocka_unit_test(test_expect_recovery_unknown),
         cmocka_unit_test(test_expect_llm_duplicated),
         cmocka_unit_test(test_failure_context_of_retries),
