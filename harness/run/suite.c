@@ -506,6 +506,27 @@ static void ms_text(const json_t *v, char *buf, size_t size)
         snprintf(buf, size, "-");
 }
 
+/* A black box's recovery, seen on the wire: "240 ms to the first new
+ * request" (the largest over its faults), or "-". */
+static void wire_recovery_text(const json_t *rec, char *buf, size_t size)
+{
+    json_t *f;
+    json_int_t best = -1;
+    size_t i;
+
+    json_array_foreach(json_object_get(rec, "faults"), i, f)
+    {
+        json_t *v = json_object_get(f, "recovery_first_request_ms");
+
+        if (json_is_integer(v) && json_integer_value(v) > best)
+            best = json_integer_value(v);
+    }
+    if (best >= 0)
+        snprintf(buf, size, "%lld ms to the first new request", (long long)best);
+    else
+        snprintf(buf, size, "-");
+}
+
 /* "3 (+1 in flight)", or "unknown" for an agent that wrote no step events. */
 static void redone_text(const json_t *rec, char *buf, size_t size)
 {
@@ -526,7 +547,7 @@ static void print_line(struct suite *su, const struct scored *r)
     FILE *f = su->o->lines;
     const char *col = su->o->color ? (r->pass ? "\033[32m" : "\033[31m") : "";
     const char *off = su->o->color ? "\033[0m" : "";
-    char rec[32], rec2[32], red[64], base[160] = "", nth[32] = "";
+    char rec[64], rec2[32], red[64], base[160] = "", nth[32] = "";
     json_t *v;
 
     if (!f)
@@ -539,6 +560,8 @@ static void print_line(struct suite *su, const struct scored *r)
         return;
     }
     ms_text(json_object_get(r->record, "recovery_ms"), rec, sizeof(rec));
+    if (json_is_false(json_object_get(r->record, "steps_known")))
+        wire_recovery_text(r->record, rec, sizeof(rec));
     redone_text(r->record, red, sizeof(red));
     if (r->base) {
         ms_text(json_object_get(r->base, "recovery_ms"), rec2, sizeof(rec2));

@@ -152,6 +152,9 @@ EOF
            and .llm.duplicated >= 2 and .llm.golden_calls == 5
            and .context.divergence == null' "$res" > /dev/null ||
         fail "black box: $(jq -c '.trials[0] | del(.faulted.events, .golden.events)' "$res")"
+    # the summary line gives the recovery the wire shows, said as such
+    grep -Eq '^blackbox  seed 1  recovered  recovery [0-9]+ ms to the first new request  redone unknown' \
+        "$tmp/blackbox.out" || fail "black box line: $(cat "$tmp/blackbox.out")"
 else
     echo "skipping the black box: no python3"
 fi
