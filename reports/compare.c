@@ -77,12 +77,17 @@ struct trial_ref {
 struct side_doc {
     struct trial_ref *trials; /* owned array */
     size_t n;
+    /* owned: the trials by scenario, in file order within one, so that a
+     * scenario's trials are found by binary search, not a scan */
+    const struct trial_ref **by_name;
     int incomplete; /* suite.complete is false */
 };
 
 static void side_doc_release(struct side_doc *d)
 {
     free(d->trials);
+    free(d->by_name);
+    d->by_name = NULL;
     d->trials = NULL;
     d->n = 0;
 }
@@ -100,6 +105,46 @@ static void seed_text(const json_t *v, struct trial_ref *ref)
         snprintf(ref->num, sizeof(ref->num), "%.17g", json_real_value(v));
     else
         snprintf(ref->num, sizeof(ref->num), "?");
+}
+
+/* Orders trial refs by scenario, then by place in the file. */
+static int by_name_cmp(const void *x, const void *y)
+{
+    const struct trial_ref *a = *(const struct trial_ref *const *)x;
+    const struct trial_ref *b = *(const struct trial_ref *const *)y;
+    int c = strcmp(a->name, b->name);
+
+    if (c)
+        return c;
+    return a < b ? -1 : a > b;
+}
+
+/* The trials of scenario `name` in `d`: by_name[*lo .. *lo + count), in
+ * file order. Returns the count. */
+static size_t scenario_range(const struct side_doc *d, const char *name, size_t *lo)
+{
+    size_t l = 0, h = d->n, start;
+
+    while (l < h) {
+        size_t m = l + (h - l) / 2;
+
+        if (strcmp(d->by_name[m]->name, name) < 0)
+            l = m + 1;
+        else
+            h = m;
+    }
+    start = l;
+    h = d->n;
+    while (l < h) {
+        size_t m = l + (h - l) / 2;
+
+        if (strcmp(d->by_name[m]->name, name) <= 0)
+            l = m + 1;
+        else
+            h = m;
+    }
+    *lo = start;
+    return l - start;
 }
 
 /* Checks that `doc` is a results file and lists its faulted trials. */
@@ -152,6 +197,15 @@ static enum rb_err read_doc(const json_t *doc, const char *name, struct side_doc
         seed_text(json_object_get(t, "seed"), &refs[n]);
         n++;
     }
+    out->by_name = calloc(n + 1, sizeof(*out->by_name));
+    if (!out->by_name) {
+        free(refs);
+        return rb_error_set(err, RB_ENOMEM, "out of memory reading '%s'", name);
+    }
+    for (i = 0; i < n; i++)
+        out->by_name[i] = &refs[i];
+    if (n > 1)
+        qsort(out->by_name, n, sizeof(*out->by_name), by_name_cmp);
     suite = json_object_get(doc, "suite");
     out->incomplete = json_is_false(json_object_get(suite, "complete"));
     out->trials = refs;
@@ -244,14 +298,22 @@ static int is_number(const json_t *v)
     return json_is_number(v) && isfinite(json_number_value(v));
 }
 
-/* Does `seed` appear in the list of seeds `seeds` (n of them)? */
+/* Does `seed` appear in the sorted list of seeds `seeds` (n of them)? */
 static int has_seed(const char **seeds, size_t n, const char *seed)
 {
-    size_t i;
+    size_t l = 0, h = n;
 
-    for (i = 0; i < n; i++)
-        if (strcmp(seeds[i], seed) == 0)
+    while (l < h) {
+        size_t m = l + (h - l) / 2;
+        int c = strcmp(seeds[m], seed);
+
+        if (c == 0)
             return 1;
+        if (c < 0)
+            l = m + 1;
+        else
+            h = m;
+    }
     return 0;
 }
 
@@ -272,29 +334,28 @@ static enum rb_err push(double **arr, size_t *n, size_t *cap, double v)
 }
 
 /*
- * Pools the trials of scenario `name` in `d` whose seed is in common[0..nc)
- * (every trial of it when `all`) into `s`. The recovery samples are every
- * fault's `recovery_ms` (a trial without `faults`: its own `recovery_ms`),
- * or with `wire` every fault's `recovery_first_request_ms`.
+ * Pools the trials of scenario `name` in `d` whose seed is in both sorted
+ * lists sa[0..na) and sb[0..nb) (every trial of it when `all`) into `s`. The recovery
+ * samples are every fault's `recovery_ms` (a trial without `faults`: its own
+ * `recovery_ms`), or with `wire` every fault's `recovery_first_request_ms`.
  */
-static enum rb_err pool_side(const struct side_doc *d, const char *name,
-                             const char **common, size_t nc, int all, int wire,
+static enum rb_err pool_side(const struct side_doc *d, const char *name, const char **sa,
+                             size_t na, const char **sb, size_t nb, int all, int wire,
                              struct rb_compare_side *s)
 {
     const char *field = wire ? "recovery_first_request_ms" : "recovery_ms";
     double *rec = NULL;
-    size_t cap = 0, i, j;
+    size_t cap = 0, i, j, lo, count;
     int first_steps = 1;
     enum rb_err rc = RB_OK;
 
     memset(s, 0, sizeof(*s));
-    for (i = 0; i < d->n && rc == RB_OK; i++) {
-        const json_t *t = d->trials[i].json, *faults, *f, *v;
-        const char *verdict;
+    count = scenario_range(d, name, &lo);
+    for (i = lo; i < lo + count && rc == RB_OK; i++) {
+        const json_t *t = d->by_name[i]->json, *faults, *f, *v;
+        const char *verdict, *seed = d->by_name[i]->seed;
 
-        if (strcmp(d->trials[i].name, name) != 0)
-            continue;
-        if (!all && !has_seed(common, nc, d->trials[i].seed))
+        if (!all && !(has_seed(sa, na, seed) && has_seed(sb, nb, seed)))
             continue;
         s->trials++;
         verdict = json_string_value(json_object_get(t, "verdict"));
@@ -353,19 +414,20 @@ out:
  * as for black-box agents) when both sides have that.
  */
 static enum rb_err pool_both(const struct side_doc *a, const struct side_doc *b,
-                             const char *name, const char **common, size_t nc, int all,
+                             const char *name, const char **sa, size_t na,
+                             const char **sb, size_t nb, int all,
                              struct rb_compare_scenario *sc)
 {
     struct rb_compare_side wa, wb;
 
-    if (pool_side(a, name, common, nc, all, 0, &sc->base) != RB_OK ||
-        pool_side(b, name, common, nc, all, 0, &sc->after) != RB_OK)
+    if (pool_side(a, name, sa, na, sb, nb, all, 0, &sc->base) != RB_OK ||
+        pool_side(b, name, sa, na, sb, nb, all, 0, &sc->after) != RB_OK)
         return RB_ENOMEM;
     sc->wire = 0;
     if (sc->presence != RB_COMPARE_BOTH || (sc->base.rec_n > 0 && sc->after.rec_n > 0))
         return RB_OK;
-    if (pool_side(a, name, common, nc, all, 1, &wa) != RB_OK ||
-        pool_side(b, name, common, nc, all, 1, &wb) != RB_OK)
+    if (pool_side(a, name, sa, na, sb, nb, all, 1, &wa) != RB_OK ||
+        pool_side(b, name, sa, na, sb, nb, all, 1, &wb) != RB_OK)
         return RB_ENOMEM;
     if (wa.rec_n > 0 && wb.rec_n > 0) {
         sc->base = wa;
@@ -512,18 +574,58 @@ static char *why_of(const struct rb_compare_scenario *sc)
  * Comparing
  */
 
-/* Appends the distinct seeds of scenario `name` in `d` to seeds[*n]. */
-static void seeds_of(const struct side_doc *d, const char *name, const char **seeds,
-                     size_t *n)
-{
-    size_t i;
+struct seed_pos {
+    const char *seed;
+    size_t pos; /* among the scenario's trials, in file order */
+};
 
-    for (i = 0; i < d->n; i++)
-        if (strcmp(d->trials[i].name, name) == 0 &&
-            !has_seed(seeds, *n, d->trials[i].seed)) {
-            seeds[*n] = d->trials[i].seed;
-            (*n)++;
+static int seed_pos_cmp(const void *x, const void *y)
+{
+    const struct seed_pos *a = x, *b = y;
+    int c = strcmp(a->seed, b->seed);
+
+    if (c)
+        return c;
+    return a->pos < b->pos ? -1 : a->pos > b->pos;
+}
+
+/* The distinct seeds of scenario `name` in `d`: in file order into
+ * seeds[0..*n) and sorted into sorted[0..*n) (both with room for every
+ * trial of the scenario). RB_ENOMEM leaves *n 0. */
+static enum rb_err seeds_of(const struct side_doc *d, const char *name,
+                            const char **seeds, const char **sorted, size_t *n)
+{
+    size_t lo, count = scenario_range(d, name, &lo), i, k = 0;
+    struct seed_pos *sp;
+    unsigned char *first;
+
+    *n = 0;
+    if (count == 0)
+        return RB_OK;
+    sp = calloc(count, sizeof(*sp));
+    first = calloc(count, 1);
+    if (!sp || !first) {
+        free(sp);
+        free(first);
+        return RB_ENOMEM;
+    }
+    for (i = 0; i < count; i++) {
+        sp[i].seed = d->by_name[lo + i]->seed;
+        sp[i].pos = i;
+    }
+    qsort(sp, count, sizeof(*sp), seed_pos_cmp);
+    for (i = 0; i < count; i++)
+        if (i == 0 || strcmp(sp[i].seed, sp[i - 1].seed) != 0) {
+            first[sp[i].pos] = 1; /* its first trial */
+            sorted[k++] = sp[i].seed;
         }
+    for (i = 0, k = 0; i < count; i++)
+        if (first[i])
+            seeds[k++] = d->by_name[lo + i]->seed;
+    *n = k;
+    free(sp);
+    free(first);
+    return RB_OK;
 }
 
 /* The seeds as "1 2 3": a new string, or NULL when out of memory. */
@@ -557,28 +659,35 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
                                     const char *name, const struct rb_compare_opts *o,
                                     struct rb_compare_scenario *sc)
 {
-    const char **sa = NULL, **sb = NULL, **common = NULL, **oa = NULL, **ob = NULL;
-    size_t na = 0, nb = 0, nc = 0, noa = 0, nob = 0, i;
+    const char **sa = NULL, **sb = NULL, **common = NULL, **oa = NULL, **ob = NULL,
+               **sa_sorted = NULL, **sb_sorted = NULL;
+    size_t na = 0, nb = 0, nc = 0, noa = 0, nob = 0, i, lo, ca, cb;
     enum rb_err rc = RB_ENOMEM;
 
     memset(sc, 0, sizeof(*sc));
-    sa = calloc(a->n + 1, sizeof(*sa));
-    sb = calloc(b->n + 1, sizeof(*sb));
-    common = calloc(a->n + 1, sizeof(*common));
-    oa = calloc(a->n + 1, sizeof(*oa));
-    ob = calloc(b->n + 1, sizeof(*ob));
-    if (!sa || !sb || !common || !oa || !ob)
+    /* room for the scenario's trials, not the file's */
+    ca = scenario_range(a, name, &lo) + 1;
+    cb = scenario_range(b, name, &lo) + 1;
+    sa = calloc(ca, sizeof(*sa));
+    sb = calloc(cb, sizeof(*sb));
+    common = calloc(ca, sizeof(*common));
+    oa = calloc(ca, sizeof(*oa));
+    ob = calloc(cb, sizeof(*ob));
+    sa_sorted = calloc(ca, sizeof(*sa_sorted));
+    sb_sorted = calloc(cb, sizeof(*sb_sorted));
+    if (!sa || !sb || !common || !oa || !ob || !sa_sorted || !sb_sorted)
         goto out_free;
-    seeds_of(a, name, sa, &na);
-    seeds_of(b, name, sb, &nb);
+    if (seeds_of(a, name, sa, sa_sorted, &na) != RB_OK ||
+        seeds_of(b, name, sb, sb_sorted, &nb) != RB_OK)
+        goto out_free;
     for (i = 0; i < na; i++) {
-        if (has_seed(sb, nb, sa[i]))
+        if (has_seed(sb_sorted, nb, sa[i]))
             common[nc++] = sa[i];
         else
             oa[noa++] = sa[i];
     }
     for (i = 0; i < nb; i++)
-        if (!has_seed(sa, na, sb[i]))
+        if (!has_seed(sa_sorted, na, sb[i]))
             ob[nob++] = sb[i];
 
     sc->name = dup_str(name);
@@ -594,7 +703,7 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
         sc->why = dup_str("");
         if (!sc->seeds || !sc->seeds_only_base || !sc->seeds_only_new || !sc->why)
             goto out_free;
-        if (pool_both(a, b, name, common, 0, 1, sc) != RB_OK)
+        if (pool_both(a, b, name, sa_sorted, na, sb_sorted, nb, 1, sc) != RB_OK)
             goto out_free;
         rc = RB_OK;
         goto out_free;
@@ -606,7 +715,7 @@ static enum rb_err compare_scenario(const struct side_doc *a, const struct side_
     sc->seeds_only_new = join_seeds(ob, nob);
     if (!sc->seeds || !sc->seeds_only_base || !sc->seeds_only_new)
         goto out_free;
-    if (pool_both(a, b, name, common, nc, sc->all_seeds, sc) != RB_OK)
+    if (pool_both(a, b, name, sa_sorted, na, sb_sorted, nb, sc->all_seeds, sc) != RB_OK)
         goto out_free;
     judge_scenario(sc, o);
     sc->why = why_of(sc);
@@ -618,6 +727,8 @@ out_free:
         scenario_release(sc);
         memset(sc, 0, sizeof(*sc));
     }
+    free(sb_sorted);
+    free(sa_sorted);
     free(ob);
     free(oa);
     free(common);
@@ -643,12 +754,10 @@ void rb_compare_free(struct rb_compare *cmp)
 /* Is `name` among the first `n` trials' scenarios of `d`? */
 static int seen_before(const struct side_doc *d, size_t n, const char *name)
 {
-    size_t i;
+    size_t lo;
 
-    for (i = 0; i < n; i++)
-        if (strcmp(d->trials[i].name, name) == 0)
-            return 1;
-    return 0;
+    /* the range's first trial is the scenario's first in the file */
+    return scenario_range(d, name, &lo) > 0 && (size_t)(d->by_name[lo] - d->trials) < n;
 }
 
 enum rb_err rb_compare_json(const json_t *base, const char *base_name,

@@ -602,6 +602,58 @@ static void test_hostile_seeds(void **state)
     rb_compare_free(cmp);
 }
 
+/* A results document of n trials of two scenarios, seeds "seed-off+i"
+ * (string seeds whose first 31 bytes are all alike), interleaved. */
+static json_t *big_doc(size_t n, size_t off)
+{
+    json_t *trials = json_array();
+    char seed[64];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(seed, sizeof(seed), "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-%zu",
+                 off + i / 2);
+        json_array_append_new(trials,
+                              json_pack("{s:s, s:s, s:s, s:s, s:f, s:i, s:s}", "scenario",
+                                        i % 2 ? "odd" : "even", "seed", seed, "trial",
+                                        "faulted", "outcome", "recovered", "recovery_ms",
+                                        100.0 + (double)(i % 7), "steps_redone", 0,
+                                        "verdict", "pass"));
+    }
+    return json_pack("{s:i, s:{s:b}, s:o}", "schema", 1, "suite", "complete", 1, "trials",
+                     trials);
+}
+
+/* Many trials (matched by seed through sorted lists, not a scan per
+ * trial): the seeds in common and those in one file only come out as in
+ * a small file, in file order. */
+static void test_many_trials(void **state)
+{
+    json_t *a = big_doc(20000, 0), *b = big_doc(20000, 3);
+    struct rb_compare *cmp = NULL;
+    struct rb_error err;
+    const struct rb_compare_scenario *sc;
+
+    (void)state;
+    rb_error_init(&err);
+    assert_int_equal(rb_compare_json(a, "a.json", b, "b.json", NULL, &cmp, &err), RB_OK);
+    assert_int_equal(cmp->n_scenarios, 2);
+    assert_string_equal(cmp->scenarios[0].name, "even");
+    sc = find(cmp, "odd");
+    assert_int_equal(sc->verdict, RB_VERDICT_SAME);
+    assert_string_equal(sc->seeds_only_base, "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-0 "
+                                             "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-1 "
+                                             "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-2");
+    assert_string_equal(sc->seeds_only_new, "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-10000 "
+                                            "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-10001 "
+                                            "seed-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-10002");
+    assert_int_equal(sc->base.trials, 9997);
+    assert_int_equal(sc->after.trials, 9997);
+    rb_compare_free(cmp);
+    json_decref(a);
+    json_decref(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -614,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_nearest_rank),   cmocka_unit_test(test_from_zero_and_order),
         cmocka_unit_test(test_no_common_seed), cmocka_unit_test(test_wire_recovery),
         cmocka_unit_test(test_bad_files),      cmocka_unit_test(test_hostile_seeds),
+        cmocka_unit_test(test_many_trials),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
