@@ -2,19 +2,17 @@
  * cmd_report.c - `rebound report RESULTS.json --format junit|md|html [--out
  * FILE]`: regenerates one report from a results.json written by `rebound
  * run` (reports/reports.h), to stdout or to FILE (through a temporary file
- * and a rename; straight into FILE when it is a device, FIFO or link). Exit 0 written, 2
- * bad usage or bad input, 10 the output cannot be written, 3 internal error.
+ * and a rename; straight into FILE when it is a device, FIFO or link). Exit
+ * 0 written, 2 bad usage or bad input, 10 the output cannot be written, 3
+ * internal error.
  */
 #include "cli.h"
 
 #include "reports.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 static const char help[] =
     "usage: rebound report RESULTS.json --format junit|md|html [--out FILE]\n"
@@ -39,7 +37,8 @@ static const char help[] =
     "\n"
     "options:\n"
     "  -f, --format FORMAT  junit, md (or markdown), or html (required)\n"
-    "  -o, --out FILE       write to FILE instead of stdout\n"
+    "  -o, --out FILE       write to FILE instead of stdout (replaced whole; a\n"
+    "                       device, FIFO or link is written into as it is)\n"
     "  -h, --help           show this help\n"
     "\n"
     "exit codes: 0 written; 2 bad usage, a missing or unreadable file, malformed\n"
