@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <setjmp.h>
@@ -90,7 +91,7 @@ static void round_trip_keeps_every_field(void **state)
     assert_int_equal(rb_trial_load(path, &b, &err), RB_OK);
     assert_int_equal(b.faulted, 1);
     assert_true(b.seed == 42);
-    assert_string_equal(b.dir, a.dir);
+    assert_string_equal(b.dir, dir); /* the folder it is in now, not where it ran */
     assert_string_equal(b.run_id, a.run_id);
     assert_true(b.start_ns == a.start_ns && b.end_ns == a.end_ns);
     assert_int_equal(b.n_events, 4);
@@ -123,6 +124,29 @@ static void round_trip_keeps_every_field(void **state)
     assert_string_equal(b.escalation_reason, "retries exhausted");
     assert_string_equal(b.stdout_hash, a.stdout_hash);
     assert_true(b.stdout_bytes == 24);
+    rb_trial_release(&a);
+    rb_trial_release(&b);
+}
+
+/* A trial.json without its world's journal beside it (a golden trial
+ * copied without its folder) is refused, saying what to copy, rather than
+ * read as a trial that made no request. */
+static void load_needs_the_journal(void **state)
+{
+    struct rb_trial a, b;
+    struct rb_error err;
+    char path[300];
+
+    (void)state;
+    rb_trial_init(&a);
+    snprintf(path, sizeof(path), "%s/bare", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/bare/trial.json", dir);
+    assert_int_equal(rb_trial_save(&a, path, NULL), RB_OK);
+    rb_trial_init(&b);
+    assert_int_equal(rb_trial_load(path, &b, &err), RB_ENOENT);
+    assert_non_null(strstr(err.message, "has no world.jsonl beside it"));
+    assert_non_null(strstr(err.message, "copy the whole trial folder"));
     rb_trial_release(&a);
     rb_trial_release(&b);
 }
@@ -234,23 +258,35 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_keeps_every_field),
         cmocka_unit_test(empty_trial_round_trips),
+        cmocka_unit_test(load_needs_the_journal),
         cmocka_unit_test(bad_files_are_refused),
         cmocka_unit_test(summary_words),
         cmocka_unit_test(bad_options),
     };
-    static const char *const files[] = {"trial.json", "empty.json", "results.json",
-                                        "cut.json", "event.json"};
+    static const char *const files[] = {"trial.json",     "empty.json", "results.json",
+                                        "cut.json",       "event.json", "world.jsonl",
+                                        "bare/trial.json"};
     char path[256];
     size_t i;
     int rc;
 
+    FILE *journal;
+
     if (!mkdtemp(dir))
         return 1;
+    /* a trial's folder holds its world's journal beside trial.json */
+    snprintf(path, sizeof(path), "%s/world.jsonl", dir);
+    journal = fopen(path, "w");
+    if (!journal)
+        return 1;
+    fclose(journal);
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         unlink(path);
     }
+    snprintf(path, sizeof(path), "%s/bare", dir);
+    rmdir(path);
     rmdir(dir);
     return rc;
 }
