@@ -88,8 +88,10 @@ check time
 
 # A stop signal during the partition: the run ends 143 and removes its
 # namespace and link. The signal comes once the partition has begun: the
-# host end was up (the agent's link wired) and is down again.
-scenario stop '{"time_ms": 300}'
+# host end was up (the agent's link wired) and is down again. The link is
+# up for a second first (its 6 LLM turns of 300 ms take longer), so a poll
+# slowed by a loaded machine still sees it up.
+scenario stop '{"time_ms": 1000}'
 sed -i 's/"duration_ms": 1500/"duration_ms": 20000/' "$tmp/stop.json"
 "$REBOUND" run "$tmp/stop.json" --out "$tmp/o-stop" > "$tmp/stop.out" 2> "$tmp/stop.err" &
 pid=$!
