@@ -47,8 +47,8 @@ const char *rb__md_defuse(const char *s, size_t *len);
 int rb__bidi_len(const char *s);
 
 /* Cuts `s` back to the end of its last whole UTF-8 character, for a string
- * cut at a byte count (snprintf into a fixed buffer, "%95s"). */
-void rb__utf8_trim(char *s);
+ * cut at a byte count (snprintf into a fixed buffer, "%95s"): librebound's. */
+#define rb__utf8_trim rb_utf8_trim
 
 /* Formats v with up to `dec` decimals, trailing zeros dropped ("39",
  * "1.5"). Returns buf. */

@@ -69,20 +69,6 @@ static size_t utf8_len(const unsigned char *p)
     return n;
 }
 
-void rb__utf8_trim(char *s)
-{
-    size_t len = strlen(s), start;
-
-    if (len == 0)
-        return;
-    /* Back to the lead byte of the last character (at most 3 steps). */
-    start = len - 1;
-    while (start > 0 && len - start < 4 && ((unsigned char)s[start] & 0xc0) == 0x80)
-        start--;
-    if (utf8_len((const unsigned char *)s + start) != len - start)
-        s[start] = '\0';
-}
-
 int rb__bidi_len(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
