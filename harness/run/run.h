@@ -202,9 +202,10 @@ struct rb_fault_score {
                            "trigger"; "" for other faults */
     int64_t inject_ns;  /* injection, on the trial's clock */
     int inflight;       /* steps started and not committed then */
-    int inflight_lost;  /* of them, those executed again after it (their work
-                           lost: a kill, a task OOM retried); a step that went
-                           on through a freeze is not */
+    int inflight_lost;  /* of them, those whose work was lost: all when the
+                           fault killed the attempt, else those executed again
+                           after it (a task OOM retried); a step that went on
+                           through a freeze is not */
     char inflight_step[128];
     int64_t recovery_ms; /* injection -> first commit of a step not committed
                             before it */

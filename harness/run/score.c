@@ -618,6 +618,8 @@ static void score_fault(const struct rb_trial *t, const struct starts *st, size_
             break;
         }
     }
+    if (death >= 0)
+        f->inflight_lost = f->inflight; /* the attempt died: all its work in flight */
     f->recovery_first_request_ms =
         first_new_request(t, st, k, heal_of(t, k, fault_index), death >= 0);
 }
