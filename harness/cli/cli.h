@@ -7,6 +7,8 @@
 
 #include <rebound/rebound.h>
 
+#include <jansson.h>
+
 /* Exit codes of rebound's own outcomes (documented in `rebound --help` and
  * the README). `rebound step` also passes on its command's own status. */
 enum cli_exit {
@@ -36,6 +38,14 @@ int cli_fail(const char *cmd, const struct rb_error *err);
 /* Prints "rebound: <cmd>: <formatted message>" to stderr. */
 void cli_errorf(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* mkdir -p: creates `path` and the folders above it that are missing; 0, or
+ * -1 with errno. */
+int cli_mkdir_parents(const char *path);
+
+/* Writes DIR/results.json whole (a temporary file, then a rename); 0, or -1
+ * after saying why as command `cmd`. */
+int cli_write_results(const char *cmd, const char *dir, json_t *root);
 
 /* 1 when `s` is valid UTF-8 (results.json holds paths as JSON strings). */
 int cli_utf8_ok(const char *s);

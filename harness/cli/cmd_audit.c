@@ -30,14 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The report writers, once rb_reports is built (its folder is on the include
- * path only then). */
-#if defined(__has_include)
-#if __has_include("reports.h")
 #include "reports.h"
-#define HAVE_REPORTS 1
-#endif
-#endif
 
 static const char help[] =
     "usage: rebound audit [options] -- CMD [ARGS...]\n"
@@ -779,50 +772,19 @@ static void print_trial(FILE *f, const json_t *r, int no_golden)
     }
 }
 
+/* results.json, then junit.xml, summary.md and report.html beside it. */
 static int write_results(const char *dir, json_t *root)
 {
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 24];
     struct rb_error err;
 
-    snprintf(path, sizeof(path), "%s/results.json", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 ||
-        rename(tmp, path) != 0) {
-        cli_errorf("audit", "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
+    if (cli_write_results("audit", dir, root) != 0)
         return -1;
-    }
-#ifdef HAVE_REPORTS
     rb_error_init(&err);
     if (rb_reports_write_all(dir, root, &err) != RB_OK) {
         cli_errorf("audit", "%s", err.message);
         return -1;
     }
-#else
-    (void)err;
-#endif
     return 0;
-}
-
-/* mkdir -p */
-static int mkdir_parents(const char *path)
-{
-    char buf[PATH_MAX];
-    char *p;
-
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* ---- the command ------------------------------------------------------------------ */
@@ -967,7 +929,7 @@ int cmd_audit(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    if (!o.out[0] || mkdir_parents(o.out) != 0 || !realpath(o.out, out) ||
+    if (!o.out[0] || cli_mkdir_parents(o.out) != 0 || !realpath(o.out, out) ||
         access(out, W_OK) != 0) {
         cli_errorf("audit", "cannot write to output folder '%s': %s", o.out,
                    strerror(errno));
@@ -975,7 +937,7 @@ int cmd_audit(int argc, char **argv)
         goto out;
     }
     if (snprintf(gdir, sizeof(gdir), "%s/trials", out) >= (int)sizeof(gdir) ||
-        mkdir_parents(gdir) != 0) {
+        cli_mkdir_parents(gdir) != 0) {
         cli_errorf("audit", "cannot make folder '%s': %s", gdir, strerror(errno));
         rc = EXIT_IO;
         goto out;

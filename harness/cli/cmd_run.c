@@ -182,43 +182,6 @@ static int find_library(char *out)
     return -1;
 }
 
-static int write_results(const char *dir, json_t *root)
-{
-    char path[PATH_MAX + 16], tmp[PATH_MAX + 24], ebuf[128];
-
-    snprintf(path, sizeof(path), "%s/results.json", dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 ||
-        rename(tmp, path) != 0) {
-        cli_errorf("run", "cannot write '%s': %s", path,
-                   errno_text(errno, ebuf, sizeof(ebuf)));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* mkdir -p: creates `path` and the folders above it that are missing. */
-static int mkdir_parents(const char *path)
-{
-    char buf[4096];
-    char *p;
-
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    for (p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Whether to use colour on the summary lines: a terminal, and
  * no NO_COLOR (https://no-color.org: set and not empty). */
 static int want_color(void)
@@ -399,7 +362,7 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     snprintf(dir, sizeof(dir), "%s/trials", out_dir);
-    if (mkdir_parents(dir) != 0 || access(dir, W_OK) != 0) {
+    if (cli_mkdir_parents(dir) != 0 || access(dir, W_OK) != 0) {
         cli_errorf("run", "cannot write to output folder '%s': %s", out_dir,
                    errno_text(errno, ebuf, sizeof(ebuf)));
         rc = EXIT_USAGE;
@@ -448,7 +411,7 @@ int cmd_run(int argc, char **argv)
                json_array_size(skipped), json_array_size(skipped) == 1 ? "" : "s");
     }
     fflush(stdout);
-    if (write_results(abs_out, root) != 0) {
+    if (cli_write_results("run", abs_out, root) != 0) {
         if (rc == EXIT_OK)
             rc = EXIT_IO;
         goto out;

@@ -4,6 +4,12 @@
  */
 #include "cli.h"
 
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <errno.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +108,44 @@ int cli_fail(const char *cmd, const struct rb_error *err)
 {
     cli_errorf(cmd, "%s", err->message[0] ? err->message : rb_strerror(err->code));
     return cli_exit_for(err->code);
+}
+
+int cli_mkdir_parents(const char *path)
+{
+    char buf[4096];
+    char *p;
+
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int cli_write_results(const char *cmd, const char *dir, json_t *root)
+{
+    char path[4200], tmp[4300], text[128];
+
+    snprintf(path, sizeof(path), "%s/results.json", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (json_dump_file(root, tmp, JSON_INDENT(1) | JSON_PRESERVE_ORDER) != 0 ||
+        rename(tmp, path) != 0) {
+        snprintf(text, sizeof(text), "%s", strerror(errno));
+        if (text[0] >= 'A' && text[0] <= 'Z')
+            text[0] = (char)(text[0] - 'A' + 'a');
+        cli_errorf(cmd, "cannot write '%s': %s", path, text);
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
 }
 
 int cli_utf8_ok(const char *s)
