@@ -380,9 +380,13 @@ enum rb_err rb__suite_build(json_t *root, struct rb__suite *out, struct rb_error
 
         s.complete = json_is_boolean(c) ? json_is_true(c) : -1;
     }
-    /* The suite fails when any trial failed or could not run. */
+    /* The suite fails when any trial failed or could not run; an
+     * interrupted one that failed nothing so far did not pass either: its
+     * verdict is ERROR, as junit.xml says with its error test case. */
     if (s.errors || s.failed || (rb__jnum(suite, "failed", &v) && v > 0))
         s.verdict = RB__FAIL;
+    else if (s.complete == 0)
+        s.verdict = RB__ERROR;
     else
         s.verdict = RB__PASS;
     *out = s;

@@ -641,6 +641,9 @@ static void skipped_and_interrupted(void **state)
     assert_has(x, "<error message=\"suite interrupted: results are partial\"");
     assert_int_equal(count(x, "<testcase "), 4);
     assert_has(md, "The suite was interrupted");
+    /* nothing failed so far, but an interrupted suite did not pass */
+    assert_has(md, "## rebound resilience suite: ERROR\n");
+    assert_lacks(md, "suite: PASS");
     assert_has(md, "- **partition-db**: cannot make a network namespace");
     assert_has(md, "- **odd \\<skip\\> \\& \"q\" \\| x**: needs root");
     assert_has(html, "The suite was interrupted");
