@@ -312,11 +312,15 @@ static void collect(struct suite *su, struct job *j, int status)
                    "was killed",
                    j->dir, WORKER_GRACE_S);
     else if (WIFSIGNALED(status))
-        job_failed(su, j, RB_EIO, "the worker of trial '%s' died of signal %d", j->dir,
-                   WTERMSIG(status));
+        job_failed(su, j, RB_EIO,
+                   "the worker of trial '%s' died of signal %d before saving the trial "
+                   "(see its stderr there; out of memory, or a bug in rebound to report)",
+                   j->dir, WTERMSIG(status));
     else
-        job_failed(su, j, RB_EIO, "the worker of trial '%s' exited %d", j->dir,
-                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        job_failed(su, j, RB_EIO,
+                   "the worker of trial '%s' exited %d before saving the trial (see its "
+                   "stderr there)",
+                   j->dir, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 static void reap(struct suite *su)
