@@ -47,6 +47,10 @@ int cli_mkdir_parents(const char *path);
  * after saying why as command `cmd`. */
 int cli_write_results(const char *cmd, const char *dir, json_t *root);
 
+/* This program's absolute path (for the agent's REBOUND and `rebound
+ * agent`) into out (PATH_MAX bytes); 0, or -1 after saying why as `cmd`. */
+int cli_self_path(const char *cmd, char *out, size_t size);
+
 /* 1 when `s` is valid UTF-8 (results.json holds paths as JSON strings). */
 int cli_utf8_ok(const char *s);
 

@@ -898,7 +898,6 @@ int cmd_audit(int argc, char **argv)
     char exe[PATH_MAX], out[PATH_MAX], gdir[PATH_MAX], suite_gdir[PATH_MAX];
     char spec[64], why[160], line[512];
     const char *label;
-    ssize_t len;
     size_t i;
     int rc, sig = 0, have_golden = 0;
     enum rb_err src;
@@ -942,13 +941,10 @@ int cmd_audit(int argc, char **argv)
         rc = EXIT_IO;
         goto out;
     }
-    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len <= 0) {
-        cli_errorf("audit", "cannot find this program's path: %s", strerror(errno));
+    if (cli_self_path("audit", exe, sizeof(exe)) != 0) {
         rc = EXIT_INTERNAL;
         goto out;
     }
-    exe[len] = '\0';
 
     /* The golden trial: reused, none, or (when it places the default fault)
      * run here first. */

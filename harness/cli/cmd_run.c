@@ -249,7 +249,6 @@ int cmd_run(int argc, char **argv)
     char lib_dir[PATH_MAX], pattern[PATH_MAX + 16], line[512], ebuf[128];
     const char *out_dir = NULL;
     int n_paths = 0, a, rc = EXIT_OK, have_glob = 0, jobs = 0, baseline = 0, sig = 0;
-    ssize_t len;
     json_t *root = NULL, *skipped = NULL;
     int n_scen = 0, from_library = 0;
     enum rb_err src;
@@ -375,13 +374,10 @@ int cmd_run(int argc, char **argv)
         rc = EXIT_USAGE;
         goto out;
     }
-    len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len <= 0) {
-        cli_errorf("run", "cannot find this program's path: %s", strerror(errno));
+    if (cli_self_path("run", exe, sizeof(exe)) != 0) {
         rc = EXIT_INTERNAL;
         goto out;
     }
-    exe[len] = '\0';
 
     rb_suite_opts_init(&so);
     so.scenarios = scen;

@@ -148,6 +148,18 @@ int cli_write_results(const char *cmd, const char *dir, json_t *root)
     return 0;
 }
 
+int cli_self_path(const char *cmd, char *out, size_t size)
+{
+    ssize_t len = readlink("/proc/self/exe", out, size - 1);
+
+    if (len <= 0) {
+        cli_errorf(cmd, "cannot find this program's path: %s", strerror(errno));
+        return -1;
+    }
+    out[len] = '\0';
+    return 0;
+}
+
 int cli_utf8_ok(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;

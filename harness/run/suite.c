@@ -749,6 +749,16 @@ static json_t *error_record(const struct rb_scenario *s, const struct scored *r)
 }
 
 /* Scores, checks, prints and records scenario `si`, whose jobs are all done. */
+/* Sets those of `n` keys that object `o` has (o may be NULL) to null. */
+static void null_keys(json_t *o, const char *const *keys, size_t n)
+{
+    size_t i;
+
+    for (i = 0; o && i < n; i++)
+        if (json_object_get(o, keys[i]))
+            json_object_set_new(o, keys[i], json_null());
+}
+
 /* With no golden trial, what is measured against one is unknown, not the
  * guess an empty golden trial gives: those fields become null, and an outcome
  * that turns on the context (recovered or degraded) "unknown". */
@@ -763,30 +773,14 @@ static void blank_golden(json_t *rec)
     static const char *const ctx[] = {"preserved", "golden_sha256", "divergence"};
     static const char *const fx[] = {"missing", "exactly_once"};
     const char *oc = json_string_value(json_object_get(rec, "outcome"));
-    json_t *o;
-    size_t i;
 
     if (!rec)
         return;
-    for (i = 0; i < sizeof(top) / sizeof(top[0]); i++)
-        if (json_object_get(rec, top[i]))
-            json_object_set_new(rec, top[i], json_null());
-    if ((o = json_object_get(rec, "llm")) != NULL)
-        for (i = 0; i < sizeof(llm) / sizeof(llm[0]); i++)
-            if (json_object_get(o, llm[i]))
-                json_object_set_new(o, llm[i], json_null());
-    if ((o = json_object_get(rec, "tools")) != NULL)
-        for (i = 0; i < sizeof(tools) / sizeof(tools[0]); i++)
-            if (json_object_get(o, tools[i]))
-                json_object_set_new(o, tools[i], json_null());
-    if ((o = json_object_get(rec, "context")) != NULL)
-        for (i = 0; i < sizeof(ctx) / sizeof(ctx[0]); i++)
-            if (json_object_get(o, ctx[i]))
-                json_object_set_new(o, ctx[i], json_null());
-    if ((o = json_object_get(rec, "side_effects")) != NULL)
-        for (i = 0; i < sizeof(fx) / sizeof(fx[0]); i++)
-            if (json_object_get(o, fx[i]))
-                json_object_set_new(o, fx[i], json_null());
+    null_keys(rec, top, sizeof(top) / sizeof(top[0]));
+    null_keys(json_object_get(rec, "llm"), llm, sizeof(llm) / sizeof(llm[0]));
+    null_keys(json_object_get(rec, "tools"), tools, sizeof(tools) / sizeof(tools[0]));
+    null_keys(json_object_get(rec, "context"), ctx, sizeof(ctx) / sizeof(ctx[0]));
+    null_keys(json_object_get(rec, "side_effects"), fx, sizeof(fx) / sizeof(fx[0]));
     if (oc && (!strcmp(oc, "recovered") || !strcmp(oc, "degraded")))
         json_object_set_new(rec, "outcome", json_string("unknown"));
 }
